@@ -1,0 +1,1 @@
+"""Backends: where tasks are queued and how they run."""

@@ -1,0 +1,284 @@
+"""The abstract ``Backend``: capability flags, settings checks and the one validation step."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from taskyard.exceptions import InvalidTask, InvalidTaskBackend
+from taskyard.tasks.execution import utcnow
+from taskyard.tasks.results import TaskResult, TaskResultStatus, current_enqueuer, new_id
+from taskyard.tasks.serialization import normalize_arguments
+from taskyard.tasks.task import DEFAULT_QUEUE_NAME, PreparedCall, Task
+
+_PARAM_KEYS = ("BACKEND", "QUEUES", "OPTIONS")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One key a backend accepts in ``OPTIONS``.
+
+    ``kind`` is the expected type (or tuple of types); ``check`` may reject a value with a
+    message; URL query strings are coerced to ``kind``.
+    """
+
+    kind: type | tuple[type, ...]
+    default: Any
+    help: str
+    check: Callable[[Any], str | None] | None = None
+
+    def coerce(self, text: str) -> Any:
+        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        for kind in kinds:
+            if kind is bool:
+                lowered = text.lower()
+                if lowered in ("1", "true", "yes", "on"):
+                    return True
+                if lowered in ("0", "false", "no", "off"):
+                    return False
+            elif kind in (int, float):
+                try:
+                    return kind(text)
+                except ValueError:
+                    continue
+            elif kind is str:
+                return text
+            elif kind is list:
+                return [part for part in text.split(",") if part]
+        return text
+
+
+def positive(value: Any) -> str | None:
+    return None if value > 0 else "must be > 0"
+
+
+def not_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must be >= 0"
+
+
+class Backend(ABC):
+    """Base class of every backend.
+
+    Subclasses set the ``supports_*`` flags truthfully and list their ``OPTIONS`` keys in
+    ``options_schema``; ``validate_task`` then refuses, with a message naming the option and
+    the backend, anything the backend cannot honour.
+    """
+
+    supports_defer: ClassVar[bool] = False
+    supports_priority: ClassVar[bool] = False
+    supports_get_result: ClassVar[bool] = False
+    supports_async_task: ClassVar[bool] = False
+    supports_retries: ClassVar[bool] = False
+    supports_timeout: ClassVar[bool] = False
+    supports_depends_on: ClassVar[bool] = False
+    supports_limit: ClassVar[bool] = False
+    supports_qualifiers: ClassVar[bool] = False
+    supports_cancel: ClassVar[bool] = False
+
+    options_schema: ClassVar[Mapping[str, Option]] = {}
+
+    def __init__(self, alias: str, params: Mapping[str, Any]) -> None:
+        """Store the settings. Constructors do no I/O and start nothing."""
+        self.alias = alias
+        checked = self.check_params(alias, params)
+        self.queues: frozenset[str] = frozenset(checked["QUEUES"])
+        self.options: dict[str, Any] = checked["OPTIONS"]
+
+    # -- settings -----------------------------------------------------------------------------
+
+    @classmethod
+    def describe(cls) -> str:
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    @classmethod
+    def check_params(cls, alias: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate one settings entry; return it with defaults filled in.
+
+        Raises ``InvalidTaskBackend`` naming the alias, the backend and the bad key or value.
+        """
+        where = f"backend {alias!r} ({cls.describe()})"
+        if not isinstance(params, Mapping):
+            raise InvalidTaskBackend(f"{where}: settings must be a dict, got {params!r}")
+        unknown = sorted(set(params) - set(_PARAM_KEYS))
+        if unknown:
+            raise InvalidTaskBackend(
+                f"{where}: unknown key(s) {', '.join(unknown)}; valid keys are "
+                f"{', '.join(_PARAM_KEYS)}"
+            )
+        queues = params.get("QUEUES", [DEFAULT_QUEUE_NAME])
+        if isinstance(queues, str) or not isinstance(queues, Sequence | set | frozenset):
+            raise InvalidTaskBackend(
+                f"{where}: QUEUES must be a list of queue names, got {queues!r}"
+            )
+        for queue in queues:
+            if not isinstance(queue, str) or not queue:
+                raise InvalidTaskBackend(f"{where}: queue names must be strings, got {queue!r}")
+        options = params.get("OPTIONS")
+        if options is None:
+            options = {}
+        if not isinstance(options, Mapping):
+            raise InvalidTaskBackend(f"{where}: OPTIONS must be a dict, got {options!r}")
+        return {"QUEUES": list(queues), "OPTIONS": cls.check_options(where, options)}
+
+    @classmethod
+    def check_options(cls, where: str, options: Mapping[str, Any]) -> dict[str, Any]:
+        schema = cls.options_schema
+        unknown = sorted(set(options) - set(schema))
+        if unknown:
+            valid = ", ".join(sorted(schema)) or "(none: this backend takes no OPTIONS)"
+            raise InvalidTaskBackend(
+                f"{where}: unknown OPTIONS key(s) {', '.join(unknown)}; valid keys are {valid}"
+            )
+        out: dict[str, Any] = {}
+        for key, spec in schema.items():
+            if key not in options:
+                out[key] = spec.default
+                continue
+            value = options[key]
+            kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
+            ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+            if not ok and float in kinds and isinstance(value, int) and not isinstance(value, bool):
+                ok = True
+            if not ok:
+                names = " or ".join(k.__name__ for k in kinds)
+                raise InvalidTaskBackend(
+                    f"{where}: OPTIONS[{key!r}] must be {names}, got {value!r} "
+                    f"({type(value).__name__})"
+                )
+            if spec.check is not None and value is not None:
+                problem = spec.check(value)
+                if problem:
+                    raise InvalidTaskBackend(f"{where}: OPTIONS[{key!r}] {problem}, got {value!r}")
+            out[key] = value
+        return out
+
+    # -- validation ---------------------------------------------------------------------------
+
+    def validate_task(self, task: Task[Any, Any]) -> None:
+        """Refuse (``InvalidTask``) a task this backend cannot run as asked."""
+        if task._checked_by is self:
+            return
+        refuse = self._refuse
+        if task.is_async and not self.supports_async_task:
+            refuse(task, "an async function", "async tasks")
+        if task.priority != 0 and not self.supports_priority:
+            refuse(task, f"priority={task.priority}", "priorities")
+        if task.run_after is not None and not self.supports_defer:
+            refuse(task, "run_after", "deferred tasks (run_after)")
+        if task.retries and not self.supports_retries:
+            refuse(task, f"retries={task.retries}", "retries")
+        if task.timeout is not None and not self.supports_timeout:
+            refuse(task, f"timeout={task.timeout}", "timeouts")
+        if task.depends_on is not None and not self.supports_depends_on:
+            refuse(task, "depends_on", "dependencies")
+        if task.limit is not None and not self.supports_limit:
+            refuse(task, f"limit={task.limit}", "limits")
+        if task.qualifiers and not self.supports_qualifiers:
+            refuse(task, "qualifiers", "qualifiers")
+        if self.queues and task.queue_name not in self.queues:
+            raise InvalidTask(
+                f"queue {task.queue_name!r} of {task.module_path} is not configured for backend "
+                f"{self.alias!r}; its QUEUES are {sorted(self.queues)}"
+            )
+        object.__setattr__(task, "_checked_by", self)
+
+    def _refuse(self, task: Task[Any, Any], what: str, feature: str) -> None:
+        raise InvalidTask(
+            f"{task.module_path}: {what} cannot be honoured by backend {self.alias!r} "
+            f"({type(self).__name__}), which does not support {feature}"
+        )
+
+    def new_result(
+        self,
+        task: Task[Any, Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        *,
+        normalized: bool = False,
+    ) -> TaskResult[Any]:
+        """A READY result with a fresh id for ``task`` (arguments checked unless ``normalized``)."""
+        if normalized:
+            norm_args, norm_kwargs = list(args), dict(kwargs)
+        else:
+            norm_args, norm_kwargs = normalize_arguments(args, kwargs, task.module_path)
+        return TaskResult(
+            task=task,
+            id=new_id(),
+            status=TaskResultStatus.READY,
+            args=norm_args,
+            kwargs=norm_kwargs,
+            backend=self.alias,
+            enqueued_at=utcnow(),
+            enqueued_by=current_enqueuer(),
+            backend_obj=self,
+        )
+
+    # -- the API --------------------------------------------------------------------------
+
+    @abstractmethod
+    def enqueue(
+        self, task: Task[Any, Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> TaskResult[Any]:
+        """Queue ``task`` with these arguments; return its result."""
+
+    def enqueue_many(self, calls: Sequence[PreparedCall]) -> list[TaskResult[Any]]:
+        """Enqueue several prepared calls; backends with a store do it in one round trip."""
+        return [self.enqueue(call.task, call.args, call.kwargs) for call in calls]
+
+    async def aenqueue(
+        self, task: Task[Any, Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> TaskResult[Any]:
+        return await asyncio.to_thread(self.enqueue, task, args, kwargs)
+
+    def get_result(self, result_id: str) -> TaskResult[Any]:
+        """The result with this id, or ``TaskResultDoesNotExist``."""
+        raise NotImplementedError(
+            f"backend {self.alias!r} ({type(self).__name__}) cannot look up results"
+        )
+
+    async def aget_result(self, result_id: str) -> TaskResult[Any]:
+        return await asyncio.to_thread(self.get_result, result_id)
+
+    def refresh_result(self, result: TaskResult[Any]) -> None:
+        fresh = self.get_result(result.id)
+        if fresh is not result:
+            result._copy_from(fresh)
+
+    async def arefresh_result(self, result: TaskResult[Any]) -> None:
+        await asyncio.to_thread(self.refresh_result, result)
+
+    def wait_for(self, result: TaskResult[Any], timeout: float | None) -> None:
+        """Block until ``result`` is finished (polling; backends may do better)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.002
+        self.refresh_result(result)
+        while not result.is_finished:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"task {result.id} had not finished after {timeout}s "
+                        f"(status {result.status.value})"
+                    )
+                delay = min(delay, left)
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+            self.refresh_result(result)
+
+    def cancel(self, result: TaskResult[Any]) -> bool:
+        """Cancel a pending task or ask a running one to stop; False if already finished."""
+        raise InvalidTask(f"backend {self.alias!r} ({type(self).__name__}) cannot cancel tasks")
+
+    def close(self) -> None:
+        """Release resources (threads, connections). The backend may be used again later."""
+
+    def check(self) -> list[str]:
+        """Configuration problems worth reporting (used by ``taskyard check`` and Django)."""
+        return []
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} alias={self.alias!r}>"

@@ -1,0 +1,160 @@
+"""The ``taskyard`` command line.
+
+Every command takes ``--settings MODULE`` (or ``TASKYARD_SETTINGS``) and ``--url URL`` (or
+``TASKYARD_URL``). Commands are small modules that register an ``add_arguments(parser)`` and a
+``run(args) -> int``; the Django integration reuses the same definitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import taskyard
+from taskyard.config import backends, configure
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--settings``, ``--url``, ``--log-level`` and ``--import``, shared by every command."""
+    parser.add_argument(
+        "--settings",
+        metavar="MODULE",
+        default=None,
+        help="importable module defining a TASKS dict (default: $TASKYARD_SETTINGS)",
+    )
+    parser.add_argument(
+        "--url",
+        metavar="URL",
+        default=None,
+        help="backend URL for the default alias, e.g. sqlite:///taskyard.sqlite3, "
+        "postgresql://..., redis://..., threadpool: (default: $TASKYARD_URL)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("TASKYARD_LOG_LEVEL", "INFO"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level (default: INFO, or $TASKYARD_LOG_LEVEL)",
+    )
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import this module first (repeatable): task and schedule modules",
+    )
+
+
+def apply_common_arguments(args: argparse.Namespace) -> None:
+    """Configure logging and backends from the common arguments."""
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.settings or args.url:
+        configure(settings_module=args.settings, url=args.url)
+    else:
+        configure()
+    import importlib
+
+    for module in list(args.imports) + _settings_imports():
+        importlib.import_module(module)
+
+
+def _settings_imports() -> list[str]:
+    module_name = backends.settings_module
+    if not module_name:
+        return []
+    module = sys.modules.get(module_name)
+    imports = getattr(module, "IMPORTS", None) or []
+    return [str(name) for name in imports]
+
+
+# -- taskyard check ---------------------------------------------------------------------------
+
+
+def _add_check(parser: argparse.ArgumentParser) -> None:
+    del parser
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    del args
+    print(f"settings: {backends.settings_source}")
+    problems = 0
+    for alias, params in backends.settings().items():
+        backend = backends[alias]
+        queues = ", ".join(sorted(backend.queues)) or "(any)"
+        print(f"  {alias}: {type(backend).__name__}  queues: {queues}")
+        for key, value in sorted(params["OPTIONS"].items()):
+            print(f"      {key} = {value!r}")
+        for problem in backend.check():
+            problems += 1
+            print(f"    problem: {problem}")
+    print("ok" if not problems else f"{problems} problem(s)")
+    return 0 if not problems else 1
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def register(command: Command) -> None:
+    COMMANDS[command.name] = command
+
+
+register(
+    Command("check", "show the configured backends and report problems", _add_check, _run_check)
+)
+
+
+#: Modules that register further commands when imported.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _load_commands() -> None:
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    _load_commands()
+    parser = argparse.ArgumentParser(
+        prog="taskyard", description="taskyard: background tasks, workers and operations"
+    )
+    parser.add_argument("--version", action="version", version=f"taskyard {taskyard.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for command in COMMANDS.values():
+        child = sub.add_parser(command.name, help=command.help, description=command.help)
+        add_common_arguments(child)
+        command.add_arguments(child)
+        child.set_defaults(_command=command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a ``taskyard`` command; return its exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        apply_common_arguments(args)
+        command: Command = args._command
+        return command.run(args)
+    except taskyard.InvalidTaskBackend as exc:
+        print(f"taskyard: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,67 @@
+"""Exceptions raised by taskyard.
+
+The first four carry Django's names (``django.tasks.exceptions``); the rest are taskyard's
+extensions. ``TaskTimeout`` and ``TaskCancelled`` derive from ``BaseException`` on purpose,
+like ``asyncio.CancelledError``: a task's own ``except Exception:`` block must not swallow the
+signal that stops it.
+"""
+
+from __future__ import annotations
+
+
+class TaskyardError(Exception):
+    """Base class for taskyard's ordinary errors. Not raised directly."""
+
+
+class InvalidTask(TaskyardError):
+    """A task, its options or its arguments cannot be used (raised at declaration or enqueue)."""
+
+
+class InvalidTaskArguments(InvalidTask, TypeError):
+    """An argument or return value is not JSON. Also a ``TypeError``."""
+
+
+class InvalidTaskBackend(TaskyardError):
+    """A backend entry in the settings is wrong, or an alias is not configured."""
+
+
+class TaskResultDoesNotExist(TaskyardError):
+    """No result with the requested id exists in the backend."""
+
+
+class TaskResultMismatch(TaskyardError):
+    """The result exists but belongs to another task."""
+
+
+class TaskLimitError(TaskyardError):
+    """Enqueueing would exceed the task's ``limit`` of pending runs for its ``limit_key``."""
+
+
+class BackendUnavailable(TaskyardError):
+    """The backend's store (database, Redis) could not be reached."""
+
+
+class TaskTimeout(BaseException):
+    """Raised inside a task that ran longer than its ``timeout``; recorded as its error."""
+
+
+class TaskCancelled(BaseException):
+    """Raise it inside a task (after ``context.is_cancelled()``) to end the run as CANCELLED."""
+
+
+# Django 5.2's ``django_tasks`` backport spells this one with a suffix.
+InvalidTaskError = InvalidTask
+
+__all__ = [
+    "BackendUnavailable",
+    "InvalidTask",
+    "InvalidTaskArguments",
+    "InvalidTaskBackend",
+    "InvalidTaskError",
+    "TaskCancelled",
+    "TaskLimitError",
+    "TaskResultDoesNotExist",
+    "TaskResultMismatch",
+    "TaskTimeout",
+    "TaskyardError",
+]

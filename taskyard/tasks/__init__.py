@@ -1,0 +1,1 @@
+"""The task model: tasks, results, context, hooks, serialisation and execution."""

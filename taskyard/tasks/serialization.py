@@ -1,0 +1,100 @@
+"""JSON-only payloads: checking and normalising arguments and return values.
+
+Tuples become lists (as in Django); everything else must already be JSON: ``str``, ``int``,
+finite ``float``, ``bool``, ``None``, lists/tuples and dicts with string keys. Anything else is
+refused with an error that names the value's type and where it sits (``args[1]['when']``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from taskyard.exceptions import InvalidTaskArguments
+
+_SCALARS = (str, int, bool, type(None))
+
+
+def _normalize(value: Any, where: str) -> Any:
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is float:
+        if math.isfinite(value):
+            return value
+        raise InvalidTaskArguments(f"{where} is {value!r}: NaN and infinity are not valid JSON")
+    if kind is list or kind is tuple:
+        return [_normalize(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise InvalidTaskArguments(
+                    f"{where} has a key {key!r} of type {type(key).__name__}: "
+                    "JSON object keys must be strings"
+                )
+            out[key] = _normalize(item, f"{where}[{key!r}]")
+        return out
+    # Subclasses of the JSON types (IntEnum, OrderedDict, named tuples) are accepted as
+    # their base type; other types are refused.
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, float):
+        return _normalize(float(value), where)
+    if isinstance(value, Mapping):
+        return _normalize(dict(value), where)
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        return _normalize(list(value), where)
+    raise InvalidTaskArguments(
+        f"{where} is of type {type(value).__module__}.{type(value).__qualname__}, which is "
+        "not JSON: pass str, int, float, bool, None, lists and dicts with str keys"
+    )
+
+
+def normalize_arguments(
+    args: Sequence[Any], kwargs: Mapping[str, Any], task_name: str
+) -> tuple[list[Any], dict[str, Any]]:
+    """Return JSON-normalised copies of ``args`` and ``kwargs`` or raise ``InvalidTaskArguments``.
+
+    The copies are independent of the caller's objects, so later mutation does not leak into a
+    queued task.
+    """
+    try:
+        out_args = [
+            a if type(a) in _SCALARS else _normalize(a, f"argument {i}: args[{i}]")
+            for i, a in enumerate(args)
+        ]
+        out_kwargs = {}
+        for key, value in kwargs.items():
+            out_kwargs[key] = (
+                value
+                if type(value) in _SCALARS
+                else _normalize(value, f"keyword argument {key!r}: kwargs[{key!r}]")
+            )
+    except InvalidTaskArguments as exc:
+        raise InvalidTaskArguments(f"{task_name}: {exc}") from None
+    return out_args, out_kwargs
+
+
+def normalize_return_value(value: Any, task_name: str) -> Any:
+    """Normalise a task's return value; raise ``InvalidTaskArguments`` if it is not JSON."""
+    if type(value) in _SCALARS:
+        return value
+    try:
+        return _normalize(value, "the return value")
+    except InvalidTaskArguments as exc:
+        raise InvalidTaskArguments(f"{task_name}: {exc}") from None
+
+
+def dumps(value: Any) -> str:
+    """Serialise an already-normalised value compactly."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse JSON text."""
+    return json.loads(text)

@@ -1,0 +1,142 @@
+"""Task functions used by the test-suite (module-level so workers can import them)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from typing import Any
+
+from taskyard import TaskCancelled, TaskContext, task
+
+#: Names of tasks in the order they ran (only meaningful for in-process execution).
+RUN_LOG: list[str] = []
+#: Events that ``gate`` tasks wait on, by name.
+GATES: dict[str, threading.Event] = {}
+
+
+@task
+def noop() -> None:
+    return None
+
+
+@task
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@task
+def echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    return {"args": list(args), "kwargs": kwargs}
+
+
+@task
+def record(name: str) -> str:
+    RUN_LOG.append(name)
+    return name
+
+
+@task(priority=0)
+def record_priority(name: str) -> str:
+    RUN_LOG.append(name)
+    return name
+
+
+@task
+def fail(message: str = "boom") -> None:
+    raise ValueError(message)
+
+
+@task(takes_context=True, retries=3, retry_backoff=0)
+def flaky(context: TaskContext, succeed_on: int) -> int:
+    if context.attempt < succeed_on:
+        raise ConnectionError(f"attempt {context.attempt} failed")
+    return context.attempt
+
+
+@task(retries=2, retry_backoff=0)
+def always_fails() -> None:
+    raise ConnectionError("still down")
+
+
+@task(retries=3, retry_backoff=0, retry_on=(ConnectionError,))
+def fails_with_value_error() -> None:
+    raise ValueError("not retryable")
+
+
+@task(timeout=0.3)
+def too_slow(seconds: float = 5.0) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+    return "finished"
+
+
+@task(timeout=0.3)
+def swallows_exceptions(seconds: float = 5.0) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(0.02)
+        except Exception:  # a careless task: TaskTimeout must still get through
+            pass
+    return "finished"
+
+
+@task(takes_context=True)
+def with_context(context: TaskContext, steps: int) -> dict[str, Any]:
+    for step in range(1, steps + 1):
+        context.set_progress(step, steps, f"step {step}")
+        context.heartbeat()
+    return {"attempt": context.attempt, "id": context.task_result.id}
+
+
+@task(takes_context=True)
+def until_cancelled(context: TaskContext, seconds: float = 10.0) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if context.is_cancelled():
+            raise TaskCancelled("stopped on request")
+        time.sleep(0.01)
+    return "not cancelled"
+
+
+@task
+def gate(name: str, seconds: float = 10.0) -> str:
+    event = GATES.setdefault(name, threading.Event())
+    event.wait(seconds)
+    return name
+
+
+@task
+async def async_add(a: int, b: int) -> int:
+    await asyncio.sleep(0)
+    return a + b
+
+
+@task(timeout=0.3)
+async def async_too_slow() -> str:
+    await asyncio.sleep(5)
+    return "finished"
+
+
+@task
+def returns_non_json() -> object:
+    return object()
+
+
+@task(limit=1)
+def unique_job(name: str) -> str:
+    RUN_LOG.append(name)
+    return name
+
+
+@task
+def pid() -> int:
+    return os.getpid()
+
+
+def not_a_task() -> str:
+    """A plain function: workers must refuse to run it."""
+    return "ran"

@@ -109,9 +109,18 @@ def execute(
     worker_id: str,
     sender: type,
     control: AttemptControl = IN_MEMORY,
+    claimed: bool = False,
 ) -> Outcome:
-    """Run one attempt of ``result``'s task and record the outcome on ``result``."""
-    begin_attempt(result, worker_id, sender)
+    """Run one attempt of ``result``'s task and record the outcome on ``result``.
+
+    ``claimed=True`` means the store already marked the attempt started (status RUNNING,
+    attempt counted, worker id appended) when the worker claimed it: only the announcement
+    is left to do.
+    """
+    if claimed:
+        announce_started(sender, result)
+    else:
+        begin_attempt(result, worker_id, sender)
     args: list[Any] = result._args
     if task.takes_context:
         args = [TaskContext(result, control), *args]

@@ -1,0 +1,129 @@
+"""The health HTTP server shared by ``taskyard worker`` and ``taskyard rqworker``.
+
+Routes (GET):
+
+* ``/health/liveness`` — 200 while the worker's loop is alive, else 503;
+* ``/health/readiness`` — 200 when the worker can do work (store reachable, not shutting down,
+  optional end-to-end probe passed), else 503 with the reason;
+* ``/processor/monitoring`` — JSON counts: ``waiting`` first, then running, failed, per-queue
+  counts, oldest waiting age (the Flagsmith task processor's endpoint, extended);
+* ``/metrics`` — Prometheus text exposition; with the ``metrics`` extra installed, the
+  ``prometheus_client`` default registry (process metrics and your own) is appended.
+
+Responses carry counts, never task payloads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+
+logger = logging.getLogger("taskyard.worker.health")
+
+
+class HealthSource(Protocol):
+    """What a worker exposes to the health server."""
+
+    def is_alive(self) -> bool: ...
+
+    def readiness(self) -> tuple[bool, str]: ...
+
+    def monitoring(self) -> dict[str, Any]: ...
+
+    def metrics(self) -> Mapping[str, tuple[str, str, float | Mapping[str, float]]]:
+        """``{name: (type, help, value or {label_value: value})}``; labels are ``queue``."""
+        ...
+
+
+def render_metrics(
+    metrics: Mapping[str, tuple[str, str, float | Mapping[str, float]]], label: str = "queue"
+) -> str:
+    """Prometheus text format for ``HealthSource.metrics()``."""
+    lines: list[str] = []
+    for name, (kind, help_text, value) in metrics.items():
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        if isinstance(value, Mapping):
+            for label_value, number in sorted(value.items()):
+                escaped = str(label_value).replace("\\", "\\\\").replace('"', '\\"')
+                lines.append(f'{name}{{{label}="{escaped}"}} {float(number):g}')
+        else:
+            lines.append(f"{name} {float(value):g}")
+    text = "\n".join(lines) + "\n"
+    try:
+        from prometheus_client import REGISTRY, generate_latest
+    except ImportError:
+        return text
+    extra: bytes = generate_latest(REGISTRY)
+    return text + extra.decode()
+
+
+class HealthServer:
+    """Serve a ``HealthSource`` on ``host:port`` from a daemon thread."""
+
+    def __init__(self, source: HealthSource, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104
+        self.source = source
+        handler = _make_handler(source)
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="taskyard-health", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> HealthServer:
+        self._thread.start()
+        logger.info("health server listening on port %d", self.port)
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _make_handler(source: HealthSource) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "taskyard"
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            path = self.path.split("?", 1)[0].rstrip("/")
+            try:
+                if path == "/health/liveness":
+                    alive = source.is_alive()
+                    self._send(200 if alive else 503, {"alive": alive})
+                elif path == "/health/readiness":
+                    ready, reason = source.readiness()
+                    self._send(200 if ready else 503, {"ready": ready, "reason": reason})
+                elif path == "/processor/monitoring":
+                    self._send(200, source.monitoring())
+                elif path == "/metrics":
+                    body = render_metrics(source.metrics()).encode()
+                    self._send_bytes(200, body, "text/plain; version=0.0.4; charset=utf-8")
+                else:
+                    self._send(404, {"error": f"no such endpoint {path!r}"})
+            except Exception as exc:
+                logger.exception("health endpoint %s failed", path)
+                self._send(503, {"error": f"{type(exc).__name__}: {exc}"})
+
+        def _send(self, status: int, payload: Any) -> None:
+            body = json.dumps(payload, default=str).encode()
+            self._send_bytes(status, body, "application/json")
+
+        def _send_bytes(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            logger.debug("health %s", format % args)
+
+    return Handler

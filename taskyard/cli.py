@@ -11,19 +11,11 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import taskyard
+from taskyard.command import Command
 from taskyard.config import backends, configure
-
-
-@dataclass(frozen=True)
-class Command:
-    name: str
-    help: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -118,15 +110,17 @@ register(
 )
 
 
-#: Modules that register further commands when imported.
-COMMAND_MODULES: tuple[str, ...] = ()
+#: Modules whose ``COMMANDS`` lists add sub-commands.
+COMMAND_MODULES: tuple[str, ...] = ("taskyard.worker.commands",)
 
 
 def _load_commands() -> None:
     import importlib
 
-    for module in COMMAND_MODULES:
-        importlib.import_module(module)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        for command in getattr(module, "COMMANDS", []):
+            register(command)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -82,7 +82,7 @@ def parse_url(url: str) -> dict[str, Any]:
         spec = schema.get(name)
         entry["OPTIONS"][name] = spec.coerce(value) if spec is not None else value
     if scheme in _URL_OPTION_SCHEMES:
-        entry["OPTIONS"]["URL"] = parts._replace(query="").geturl()
+        entry["OPTIONS"]["URL"] = url.split("?", 1)[0]
     elif parts.netloc or parts.path:
         raise InvalidTaskBackend(
             f"backend URL {url!r}: {scheme}: takes no host or path, only ?options"

@@ -41,6 +41,10 @@ class BackendUnavailable(TaskyardError):
     """The backend's store (database, Redis) could not be reached."""
 
 
+class WorkerLost(TaskyardError):
+    """Recorded as the error of an attempt whose worker died or stopped renewing its lease."""
+
+
 class TaskTimeout(BaseException):
     """Raised inside a task that ran longer than its ``timeout``; recorded as its error."""
 
@@ -64,4 +68,5 @@ __all__ = [
     "TaskResultMismatch",
     "TaskTimeout",
     "TaskyardError",
+    "WorkerLost",
 ]

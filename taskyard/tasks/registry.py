@@ -90,3 +90,23 @@ def resolve(module_path: str) -> Task[Any, Any]:
             "with @task can be run by a worker"
         )
     return adapted
+
+
+def declared(module_path: str) -> Task[Any, Any] | None:
+    """The task declared under ``module_path`` in this process, if any (no import)."""
+    return _tasks.get(module_path)
+
+
+def _unresolvable(*args: Any, **kwargs: Any) -> None:
+    raise TaskNotFound("this task could not be resolved in this process")
+
+
+def placeholder(module_path: str) -> Task[Any, Any]:
+    """A stand-in ``Task`` for a stored result whose task cannot be imported here.
+
+    It carries the stored module path (so results stay readable, e.g. in an admin) and raises
+    ``TaskNotFound`` if anyone tries to run it.
+    """
+    stand_in: Task[Any, Any] = Task(func=_unresolvable)
+    object.__setattr__(stand_in, "_module_path", module_path)
+    return stand_in

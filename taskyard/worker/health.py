@@ -65,7 +65,7 @@ def render_metrics(
 class HealthServer:
     """Serve a ``HealthSource`` on ``host:port`` from a daemon thread."""
 
-    def __init__(self, source: HealthSource, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104
+    def __init__(self, source: HealthSource, port: int, host: str = "0.0.0.0") -> None:
         self.source = source
         handler = _make_handler(source)
         self._server = ThreadingHTTPServer((host, port), handler)
@@ -92,7 +92,7 @@ def _make_handler(source: HealthSource) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "taskyard"
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0].rstrip("/")
             try:
                 if path == "/health/liveness":
@@ -123,7 +123,7 @@ def _make_handler(source: HealthSource) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             logger.debug("health %s", format % args)
 
     return Handler

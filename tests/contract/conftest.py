@@ -25,7 +25,7 @@ from taskyard.config import backends
 from taskyard.tasks.results import TaskResult
 from tests import tasks
 
-BACKENDS = ["immediate", "dummy", "threadpool"]
+BACKENDS = ["immediate", "dummy", "threadpool", "sqlite", "postgres"]
 
 
 class Harness:
@@ -53,6 +53,13 @@ class Harness:
     def hold(self) -> Iterator[None]:
         """Inside the block, enqueued tasks do not start."""
         yield
+
+    @contextlib.contextmanager
+    def background(self) -> Iterator[object]:
+        """Inside the block, enqueued tasks run concurrently with the test."""
+        if self.runs_inline or self.name == "dummy":
+            pytest.skip(f"the {self.name} backend runs nothing concurrently with the test")
+        yield None
 
 
 class ImmediateHarness(Harness):
@@ -124,3 +131,7 @@ def harness_threadpool() -> Iterator[Harness]:
 @pytest.fixture(params=BACKENDS)
 def harness(request: pytest.FixtureRequest) -> Harness:
     return request.getfixturevalue(f"harness_{request.param}")  # type: ignore[no-any-return]
+
+
+# Backends defined in their own modules join here (pytest finds fixtures in this namespace).
+from tests.contract.database_harness import harness_postgres, harness_sqlite  # noqa: E402, F401

@@ -200,15 +200,14 @@ def test_cancel_pending_task(harness: Harness) -> None:
 
 
 def test_cancel_running_task_cooperatively(harness: Harness) -> None:
-    if harness.runs_inline or harness.name == "dummy":
-        pytest.skip("needs a task running concurrently with the test")
-    result = tasks.until_cancelled.enqueue(10.0)
-    deadline = time.monotonic() + 5
-    while result.status is not S.RUNNING and time.monotonic() < deadline:
-        time.sleep(0.01)
-        result.refresh()
-    assert result.cancel() is True
-    harness.wait(result)
+    with harness.background():
+        result = tasks.until_cancelled.enqueue(10.0)
+        deadline = time.monotonic() + 5
+        while result.status is not S.RUNNING and time.monotonic() < deadline:
+            time.sleep(0.01)
+            result.refresh()
+        assert result.cancel() is True
+        result.wait(10)
     assert result.status is S.CANCELLED
     assert result.errors[-1].exception_class_path == "taskyard.exceptions.TaskCancelled"
 

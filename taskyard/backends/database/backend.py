@@ -1,0 +1,339 @@
+"""``DatabaseBackend``: a durable queue in SQLite (the embedded default) or PostgreSQL.
+
+Tasks are rows of ``taskyard_task``; ``taskyard worker`` claims and runs them. This module is
+the enqueue/result side; the worker-facing operations live in ``worker_ops.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from taskyard.backends.base import Backend, Option, positive
+from taskyard.backends.database.connectors import Connector, dumps, make_connector
+from taskyard.backends.database.migrate import current_version, latest_version, migrate
+from taskyard.backends.database.rows import result_from_row, task_overrides
+from taskyard.exceptions import (
+    InvalidTask,
+    InvalidTaskBackend,
+    TaskLimitError,
+    TaskResultDoesNotExist,
+)
+from taskyard.tasks.execution import utcnow
+from taskyard.tasks.hooks import announce_enqueued
+from taskyard.tasks.results import TaskResult, TaskResultStatus
+from taskyard.tasks.task import PreparedCall, Task
+
+_CANCELLED_BY_DEPENDENCY = (
+    '[{"exception_class_path":"taskyard.exceptions.TaskCancelled",'
+    '"traceback":"taskyard.exceptions.TaskCancelled: cancelled because dependency %s ended %s"}]'
+)
+
+
+def _synchronous(value: Any) -> str | None:
+    ok = {"OFF", "NORMAL", "FULL", "EXTRA"}
+    return None if str(value).upper() in ok else f"must be one of {sorted(ok)}"
+
+
+class DatabaseBackend(Backend):
+    """A durable queue in a database. ``OPTIONS["URL"]`` picks SQLite or PostgreSQL.
+
+    Honours every option: priorities, ``run_after``, retries with backoff, timeouts,
+    ``depends_on``, ``limit``/``limit_key`` (atomic under concurrent enqueuers), qualifiers,
+    cancellation and progress. Results are readable from any process.
+    """
+
+    supports_defer = True
+    supports_priority = True
+    supports_get_result = True
+    supports_async_task = True
+    supports_retries = True
+    supports_timeout = True
+    supports_depends_on = True
+    supports_limit = True
+    supports_qualifiers = True
+    supports_cancel = True
+
+    options_schema = {
+        "URL": Option(str, "sqlite:///taskyard.sqlite3", "sqlite:///file.db or postgresql://..."),
+        "AUTO_MIGRATE": Option(
+            (bool, type(None)),
+            None,
+            "apply the schema on first use (default: on for SQLite, off for PostgreSQL)",
+        ),
+        "BUSY_TIMEOUT": Option(float, 10.0, "SQLite: seconds to wait for a lock", positive),
+        "SYNCHRONOUS": Option(
+            str,
+            "NORMAL",
+            "SQLite: PRAGMA synchronous (NORMAL is durable in WAL mode "
+            "against a crash of the process, FULL also against power loss)",
+            _synchronous,
+        ),
+        "CONNECT_TIMEOUT": Option(int, 5, "PostgreSQL: seconds to wait for a connection", positive),
+        "RESULT_RETENTION": Option(
+            (float, type(None)),
+            None,
+            "seconds to keep finished results; workers delete older ones (None: keep)",
+            positive,
+        ),
+        "FAILED_RETENTION": Option(
+            (float, type(None)),
+            None,
+            "seconds to keep FAILED results (None: as RESULT_RETENTION)",
+            positive,
+        ),
+    }
+
+    def __init__(self, alias: str, params: Mapping[str, Any]) -> None:
+        super().__init__(alias, params)
+        self.url: str = self.options["URL"]
+        self._connector: Connector | None = None
+        self._schema_checked = False
+        self._lock = threading.Lock()
+
+    # -- the store ------------------------------------------------------------------------------
+
+    @property
+    def connector(self) -> Connector:
+        """The database connector (created on first use; migrates SQLite on first use)."""
+        connector = self._connector
+        if connector is None:
+            with self._lock:
+                if self._connector is None:
+                    self._connector = make_connector(self.url, self.options)
+                connector = self._connector
+        if not self._schema_checked:
+            self._check_schema(connector)
+        return connector
+
+    @property
+    def dialect(self) -> str:
+        return self.connector.dialect
+
+    def _check_schema(self, connector: Connector) -> None:
+        auto = self.options["AUTO_MIGRATE"]
+        if auto is None:
+            auto = connector.dialect == "sqlite"
+        if auto:
+            migrate(connector)
+        self._schema_checked = True
+
+    def migrate(self) -> list[str]:
+        """Apply the schema files not applied yet; return their names."""
+        return migrate(self.connector)
+
+    def schema_status(self) -> tuple[int, int]:
+        """(version in the database, latest version this taskyard ships)."""
+        connector = self.connector
+        return current_version(connector), latest_version(connector.dialect)
+
+    def close(self) -> None:
+        if self._connector is not None:
+            self._connector.close()
+
+    def check(self) -> list[str]:
+        try:
+            have, latest = self.schema_status()
+        except Exception as exc:
+            return [f"database {self._describe()} unreachable: {exc}"]
+        if have < latest:
+            return [
+                f"database {self._describe()} has schema version {have}, taskyard needs "
+                f"{latest}: run `taskyard migrate`"
+            ]
+        return []
+
+    def _describe(self) -> str:
+        from taskyard.backends.database.connectors import redact
+
+        return redact(self.url)
+
+    # -- enqueue -----------------------------------------------------------------------------------
+
+    def _insert_params(self, task: Task[Any, Any], result: TaskResult[Any]) -> dict[str, Any]:
+        c = self.connector
+        qualifiers = dict(task.qualifiers) if task.qualifiers else None
+        return {
+            "id": result.id,
+            "task_path": task.module_path,
+            "queue_name": task.queue_name,
+            "priority": task.priority,
+            "status": "READY",
+            "backend": self.alias,
+            "args": dumps(result.args),
+            "kwargs": dumps(result.kwargs),
+            "options": dumps(task_overrides(task)),
+            "enqueued_at": c.time(result.enqueued_at),
+            "enqueued_by": result.enqueued_by,
+            "run_after": c.time(task.run_after),
+            "finished_at": None,
+            "max_attempts": task.retries + 1,
+            "depends_on": task.depends_on,
+            "waiting_on": None,
+            "limit_key": task.effective_limit_key,
+            "qualifiers": dumps(qualifiers),
+            "errors": "[]",
+        }
+
+    def enqueue(
+        self, task: Task[Any, Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> TaskResult[Any]:
+        self.validate_task(task)
+        result = self.new_result(task, args, kwargs)
+        params = self._insert_params(task, result)
+        if task.depends_on is None and task.limit is None:
+            self.connector.run_retrying("insert", params)
+        else:
+            with self.connector.transaction():
+                self._admit(task, result, params)
+                self.connector.run("insert", params)
+        announce_enqueued(type(self), result)
+        return result
+
+    def _admit(self, task: Task[Any, Any], result: TaskResult[Any], params: dict[str, Any]) -> None:
+        """Check ``limit`` and ``depends_on`` inside the enqueue transaction."""
+        c = self.connector
+        key = task.effective_limit_key
+        if key is not None:
+            if "lock_limit_key" in c.queries:
+                c.run("lock_limit_key", {"key": key})
+            pending = int(c.run("count_limit_key", {"key": key})[0]["pending"])
+            if pending >= (task.limit or 0):
+                raise TaskLimitError(
+                    f"{task.module_path}: limit {task.limit} reached for key {key!r} "
+                    f"({pending} pending in backend {self.alias!r})"
+                )
+        if task.depends_on is not None:
+            try:
+                dependency_id = _checked_id(task.depends_on)
+            except TaskResultDoesNotExist:
+                dependency_id = None
+            rows = c.run("mark_dependency", {"id": dependency_id}) if dependency_id else []
+            if not rows:
+                raise InvalidTask(
+                    f"{task.module_path}: depends_on={task.depends_on!r} is not a result in "
+                    f"backend {self.alias!r}"
+                )
+            status = rows[0]["status"]
+            if status in ("FAILED", "CANCELLED"):
+                params["status"] = "CANCELLED"
+                params["finished_at"] = c.time(utcnow())
+                params["errors"] = _CANCELLED_BY_DEPENDENCY % (task.depends_on, status)
+                result._status = TaskResultStatus.CANCELLED
+                result._finished_at = utcnow()
+            elif status != "SUCCESSFUL":
+                params["waiting_on"] = task.depends_on
+
+    def enqueue_many(self, calls: Sequence[PreparedCall]) -> list[TaskResult[Any]]:
+        """Enqueue many calls in one transaction; plain ones in a single statement."""
+        results: list[TaskResult[Any]] = []
+        simple: list[dict[str, Any]] = []
+        special: list[tuple[Task[Any, Any], TaskResult[Any], dict[str, Any]]] = []
+        for call in calls:
+            self.validate_task(call.task)
+            result = self.new_result(call.task, call.args, call.kwargs, normalized=True)
+            params = self._insert_params(call.task, result)
+            results.append(result)
+            if call.task.depends_on is None and call.task.limit is None:
+                simple.append(params)
+            else:
+                special.append((call.task, result, params))
+        c = self.connector
+        with c.transaction():
+            if simple:
+                self._insert_many(simple)
+            for task, result, params in special:
+                self._admit(task, result, params)
+                c.run("insert", params)
+        sender = type(self)
+        for result in results:
+            announce_enqueued(sender, result)
+        return results
+
+    def _insert_many(self, rows: list[dict[str, Any]]) -> None:
+        c = self.connector
+        if c.dialect == "postgresql":
+            columns = (
+                "id",
+                "task_path",
+                "queue_name",
+                "priority",
+                "backend",
+                "args",
+                "kwargs",
+                "options",
+                "enqueued_at",
+                "enqueued_by",
+                "run_after",
+                "max_attempts",
+                "limit_key",
+                "qualifiers",
+            )
+            c.run("insert_many", {name: [row[name] for row in rows] for name in columns})
+        else:
+            import sqlite3
+
+            try:
+                c.connection().executemany(c.queries["insert"], rows)
+            except sqlite3.Error as exc:
+                raise c._translate(exc) from exc  # type: ignore[attr-defined]
+
+    # -- results --------------------------------------------------------------------------------
+
+    def get_result(self, result_id: str) -> TaskResult[Any]:
+        rows = self.connector.run_retrying("get", {"id": _checked_id(result_id)})
+        if not rows:
+            raise TaskResultDoesNotExist(f"no result {result_id!r} in backend {self.alias!r}")
+        return result_from_row(rows[0], self.connector, self)
+
+    def cancel(self, result: TaskResult[Any]) -> bool:
+        c = self.connector
+        ids = {"id": _checked_id(result.id), "now": c.time(utcnow())}
+        with c.transaction():
+            rows = c.run("cancel_ready", ids)
+            if rows:
+                if rows[0]["has_dependents"]:
+                    c.run("cancel_dependents", {"ids": c.ids([result.id]), "now": ids["now"]})
+                done = True
+            else:
+                done = bool(c.run("request_cancel", ids))
+        self.refresh_result(result)
+        if done and result.status is TaskResultStatus.CANCELLED:
+            from taskyard.tasks.hooks import announce_finished
+
+            announce_finished(type(self), result)
+        return done
+
+    def retry(self, result_id: str, attempts: int = 1) -> bool:
+        """Put a FAILED or CANCELLED task back in the queue with ``attempts`` more attempts."""
+        c = self.connector
+        rows = c.run(
+            "retry_task",
+            {"id": _checked_id(result_id), "attempts": attempts, "now": c.time(utcnow())},
+        )
+        return bool(rows)
+
+    def delete(self, result_id: str) -> bool:
+        """Delete a task row that is not running."""
+        return bool(self.connector.run("delete_task", {"id": _checked_id(result_id)}))
+
+
+def _checked_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise TaskResultDoesNotExist(f"{value!r} is not a task result id") from None
+
+
+def database_backend(alias: str = "default") -> DatabaseBackend:
+    """The configured ``DatabaseBackend`` under ``alias`` (``InvalidTaskBackend`` otherwise)."""
+    from taskyard.config import backends
+
+    backend = backends[alias]
+    if not isinstance(backend, DatabaseBackend):
+        raise InvalidTaskBackend(
+            f"backend {alias!r} is {type(backend).__name__}, not the Database backend"
+        )
+    return backend

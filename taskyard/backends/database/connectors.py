@@ -1,0 +1,409 @@
+"""Connections to SQLite and PostgreSQL: named queries, transactions, type adaptation.
+
+Queries live in ``sql/<dialect>/queries.sql``; each connector runs them by name. Connections
+are per thread and per process (a forked child opens its own). Driver errors that mean "the
+database is not there right now" become ``BackendUnavailable``; a missing schema becomes an
+``InvalidTaskBackend`` that says to run ``taskyard migrate``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sqlite3
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from importlib import resources
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from taskyard.exceptions import BackendUnavailable, InvalidTaskBackend
+
+logger = logging.getLogger("taskyard.backends.database")
+
+Row = dict[str, Any]
+
+_NAME = re.compile(r"^-- name: (\S+)\s*$", re.MULTILINE)
+
+
+@cache
+def load_queries(dialect: str) -> dict[str, str]:
+    """The named queries of ``sql/<dialect>/queries.sql``."""
+    text = (
+        resources.files("taskyard.backends.database")
+        .joinpath("sql", dialect, "queries.sql")
+        .read_text()
+    )
+    parts = _NAME.split(text)
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def schema_files(dialect: str) -> list[tuple[int, str, str]]:
+    """``(version, file name, SQL)`` of every schema file of ``dialect``, in order."""
+    folder = resources.files("taskyard.backends.database").joinpath("sql", dialect)
+    out = []
+    for entry in folder.iterdir():
+        match = re.match(r"^(\d{4})_\w+\.sql$", entry.name)
+        if match:
+            out.append((int(match.group(1)), entry.name, entry.read_text()))
+    return sorted(out)
+
+
+def dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
+def redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
+    return url
+
+
+class Connector(ABC):
+    """One database: per-thread connections and named queries."""
+
+    dialect: str
+    #: whether ``notify``/``wait_for_notification`` wake workers without polling
+    has_notifications = False
+
+    def __init__(self, url: str, options: Mapping[str, Any]) -> None:
+        self.url = url
+        self.options = options
+        self.queries = load_queries(self.dialect)
+        self._local = threading.local()
+
+    # -- connections ----------------------------------------------------------------------
+
+    @abstractmethod
+    def _connect(self) -> Any: ...
+
+    def connection(self) -> Any:
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is None or local.pid != os.getpid():
+            conn = self._connect()
+            local.conn = conn
+            local.pid = os.getpid()
+        return conn
+
+    def drop_connection(self) -> None:
+        """Forget this thread's connection (after an error, or to reconnect)."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            with suppress(Exception):
+                conn.close()
+
+    def close(self) -> None:
+        self.drop_connection()
+
+    # -- running queries -------------------------------------------------------------------
+
+    @abstractmethod
+    def run(self, name: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        """Run a named query (in the current transaction, if any) and return its rows."""
+
+    @abstractmethod
+    def run_script(self, sql: str) -> None:
+        """Run several DDL statements (migrations)."""
+
+    @abstractmethod
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A write transaction (SQLite: ``BEGIN IMMEDIATE``)."""
+
+    def run_retrying(self, name: str, params: Mapping[str, Any]) -> list[Row]:
+        """Run an idempotent query, once more on a fresh connection if the old one was stale."""
+        try:
+            return self.run(name, params)
+        except BackendUnavailable:
+            self.drop_connection()
+            return self.run(name, params)
+
+    # -- adaptation ----------------------------------------------------------------------------
+
+    @abstractmethod
+    def time(self, value: datetime | None) -> Any: ...
+
+    @abstractmethod
+    def parse_time(self, value: Any) -> datetime | None: ...
+
+    @abstractmethod
+    def ids(self, ids: Sequence[str]) -> Any: ...
+
+    @abstractmethod
+    def parse_json(self, value: Any) -> Any: ...
+
+    def text_list(self, values: Sequence[str]) -> Any:
+        return self.ids(values)
+
+    def now(self) -> datetime:
+        """The clock leases and availability are compared against."""
+        return datetime.now(UTC)
+
+    def wait_for_notification(self, timeout: float, stop: Callable[[], bool]) -> bool:
+        """Block up to ``timeout`` for new work; True if woken by a notification."""
+        time.sleep(timeout)
+        return False
+
+    def describe(self) -> str:
+        return redact(self.url)
+
+
+# -- SQLite ------------------------------------------------------------------------------------
+
+
+def sqlite_path(url: str) -> str:
+    """The file of a ``sqlite:///relative.db`` or ``sqlite:////absolute.db`` URL."""
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise InvalidTaskBackend(
+            f"SQLite URL {url!r}: use sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        )
+    path = unquote(parts.path)
+    path = path[1:] if path.startswith("/") else path
+    if not path or path == ":memory:":
+        raise InvalidTaskBackend(
+            f"SQLite URL {url!r}: give a file path; an in-memory database cannot be shared "
+            "between workers"
+        )
+    return path
+
+
+class SQLiteConnector(Connector):
+    dialect = "sqlite"
+
+    def __init__(self, url: str, options: Mapping[str, Any]) -> None:
+        super().__init__(url, options)
+        self.path = sqlite_path(url)
+        self._busy_timeout = float(options.get("BUSY_TIMEOUT", 10.0))
+        self._synchronous = str(options.get("SYNCHRONOUS", "NORMAL"))
+
+    def _connect(self) -> sqlite3.Connection:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.row_factory = _dict_row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+        return conn
+
+    def run(self, name: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        try:
+            rows: list[Row] = self.connection().execute(self.queries[name], params or {}).fetchall()
+            return rows
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+
+    def run_script(self, sql: str) -> None:
+        try:
+            self.connection().executescript(sql)
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        conn = self.connection()
+        if conn.in_transaction:
+            yield
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _translate(self, exc: sqlite3.Error) -> Exception:
+        message = str(exc)
+        if "no such table" in message:
+            return InvalidTaskBackend(
+                f"taskyard's tables are missing in {self.path}: run `taskyard migrate` ({message})"
+            )
+        if isinstance(exc, sqlite3.OperationalError):
+            return BackendUnavailable(f"SQLite database {self.path}: {message}")
+        return exc
+
+    def time(self, value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+    def parse_time(self, value: Any) -> datetime | None:
+        if value is None:
+            return None
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+    def ids(self, ids: Sequence[str]) -> str:
+        return json.dumps(list(ids))
+
+    def parse_json(self, value: Any) -> Any:
+        return None if value is None else json.loads(value)
+
+    def lease_until(self, seconds: float) -> str | None:
+        return self.time(self.now() + timedelta(seconds=seconds))
+
+    def data_version(self) -> int:
+        row = self.connection().execute("PRAGMA data_version").fetchone()
+        return int(row["data_version"])
+
+    def wait_for_notification(self, timeout: float, stop: Callable[[], bool]) -> bool:
+        """Poll ``PRAGMA data_version`` (cheap: no disk read) until another connection commits."""
+        deadline = time.monotonic() + timeout
+        try:
+            start = self.data_version()
+        except sqlite3.Error:
+            time.sleep(timeout)
+            return False
+        while time.monotonic() < deadline and not stop():
+            time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
+            if self.data_version() != start:
+                return True
+        return False
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
+    return {column[0]: value for column, value in zip(cursor.description, row, strict=True)}
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise InvalidTaskBackend(
+            "the PostgreSQL database backend needs psycopg 3: pip install 'taskyard[postgres]'"
+        ) from exc
+    return psycopg
+
+
+class PostgresConnector(Connector):
+    dialect = "postgresql"
+    has_notifications = True
+
+    def __init__(self, url: str, options: Mapping[str, Any]) -> None:
+        super().__init__(url, options)
+        self._connect_timeout = int(options.get("CONNECT_TIMEOUT", 5))
+        self._listen_conn: Any = None
+
+    def _connect(self) -> Any:
+        psycopg = _psycopg()
+        from psycopg.rows import dict_row
+
+        try:
+            return psycopg.connect(
+                self.url,
+                autocommit=True,
+                row_factory=dict_row,
+                connect_timeout=self._connect_timeout,
+                application_name="taskyard",
+            )
+        except psycopg.Error as exc:
+            raise BackendUnavailable(
+                f"cannot connect to PostgreSQL at {self.describe()}: {exc}"
+            ) from exc
+
+    def run(self, name: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        psycopg = _psycopg()
+        try:
+            conn = self.connection()
+            cursor = conn.execute(self.queries[name], params or {})
+            return cursor.fetchall() if cursor.description else []
+        except psycopg.errors.UndefinedTable as exc:
+            raise InvalidTaskBackend(
+                f"taskyard's tables are missing in {self.describe()}: run `taskyard migrate`"
+            ) from exc
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self.drop_connection()
+            raise BackendUnavailable(f"PostgreSQL at {self.describe()}: {exc}") from exc
+
+    def run_script(self, sql: str) -> None:
+        psycopg = _psycopg()
+        try:
+            self.connection().execute(sql)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self.drop_connection()
+            raise BackendUnavailable(f"PostgreSQL at {self.describe()}: {exc}") from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        psycopg = _psycopg()
+        conn = self.connection()
+        try:
+            with conn.transaction():
+                yield
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self.drop_connection()
+            raise BackendUnavailable(f"PostgreSQL at {self.describe()}: {exc}") from exc
+
+    def time(self, value: datetime | None) -> datetime | None:
+        return value
+
+    def parse_time(self, value: Any) -> datetime | None:
+        return value  # type: ignore[no-any-return]
+
+    def ids(self, ids: Sequence[str]) -> list[str]:
+        return list(ids)
+
+    def parse_json(self, value: Any) -> Any:
+        return value
+
+    def wait_for_notification(self, timeout: float, stop: Callable[[], bool]) -> bool:
+        """Wait on ``LISTEN taskyard`` (a dedicated connection) for up to ``timeout``."""
+        psycopg = _psycopg()
+        try:
+            if self._listen_conn is None or self._listen_conn.closed:
+                self._listen_conn = psycopg.connect(
+                    self.url,
+                    autocommit=True,
+                    connect_timeout=self._connect_timeout,
+                    application_name="taskyard-listen",
+                )
+                self._listen_conn.execute("LISTEN taskyard")
+            for _ in self._listen_conn.notifies(timeout=timeout, stop_after=1):
+                return True
+            return False
+        except psycopg.Error as exc:
+            logger.warning("LISTEN connection to %s failed: %s", self.describe(), exc)
+            self.close_listener()
+            time.sleep(min(timeout, 1.0))
+            return False
+
+    def close_listener(self) -> None:
+        conn, self._listen_conn = self._listen_conn, None
+        if conn is not None:
+            with suppress(Exception):
+                conn.close()
+
+    def close(self) -> None:
+        super().close()
+        self.close_listener()
+
+
+def make_connector(url: str, options: Mapping[str, Any]) -> Connector:
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "sqlite":
+        return SQLiteConnector(url, options)
+    if scheme in ("postgres", "postgresql"):
+        return PostgresConnector(url, options)
+    raise InvalidTaskBackend(
+        f"database URL {redact(url)!r}: unsupported scheme {scheme!r}; use sqlite:/// or "
+        "postgresql://"
+    )

@@ -1,0 +1,58 @@
+"""Applying the schema files (``sql/<dialect>/NNNN_name.sql``) and recording the version.
+
+``taskyard migrate`` and the Django integration's migration both call ``migrate()``; no other
+code writes DDL. The version applied is kept in ``taskyard_meta`` under ``schema_version``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from taskyard.backends.database.connectors import Connector, schema_files
+from taskyard.exceptions import InvalidTaskBackend
+
+logger = logging.getLogger("taskyard.backends.database")
+
+VERSION_KEY = "schema_version"
+
+
+def current_version(connector: Connector) -> int:
+    """The schema version recorded in the database (0 when taskyard's tables are missing)."""
+    try:
+        rows = connector.run("meta_get", {"key": VERSION_KEY})
+    except InvalidTaskBackend:
+        connector.drop_connection()  # PostgreSQL aborts the failed statement's session state
+        return 0
+    return int(rows[0]["value"]) if rows else 0
+
+
+def latest_version(dialect: str) -> int:
+    files = schema_files(dialect)
+    return files[-1][0] if files else 0
+
+
+def migrate(connector: Connector) -> list[str]:
+    """Apply every schema file newer than the recorded version; return the files applied."""
+    applied: list[str] = []
+    lock = connector.dialect == "postgresql"
+    if lock:
+        connector.run_script("SELECT pg_advisory_lock(7452913011)")
+    try:
+        version = current_version(connector)
+        for number, name, sql in schema_files(connector.dialect):
+            if number <= version:
+                continue
+            logger.info("applying %s to %s", name, connector.describe())
+            if connector.dialect == "sqlite":
+                # executescript() commits on its own; the files are idempotent (IF NOT EXISTS).
+                connector.run_script(sql)
+                connector.run("meta_set", {"key": VERSION_KEY, "value": str(number)})
+            else:
+                with connector.transaction():
+                    connector.run_script(sql)
+                    connector.run("meta_set", {"key": VERSION_KEY, "value": str(number)})
+            applied.append(name)
+    finally:
+        if lock:
+            connector.run_script("SELECT pg_advisory_unlock(7452913011)")
+    return applied

@@ -1,0 +1,130 @@
+"""Between ``TaskResult`` objects and ``taskyard_task`` rows.
+
+A row stores the task's module path plus only what differs from the task as declared with
+``@task`` (``options``); the worker resolves the declared task and re-applies those
+differences, so a plain ``task.enqueue()`` stores no options at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from taskyard.exceptions import InvalidTask
+from taskyard.tasks import registry
+from taskyard.tasks.results import Progress, TaskError, TaskResult, TaskResultStatus
+from taskyard.tasks.task import Task
+
+if TYPE_CHECKING:
+    from taskyard.backends.base import Backend
+    from taskyard.backends.database.connectors import Connector, Row
+
+#: Extension options kept in the row's ``options`` JSON when they differ from the declaration.
+OPTION_FIELDS = ("retries", "retry_backoff", "retry_backoff_max", "retry_on", "timeout", "limit")
+_CLASS_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Task) if f.name in OPTION_FIELDS}
+_STATUS = {s.value: s for s in TaskResultStatus}
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def task_overrides(task: Task[Any, Any]) -> dict[str, Any] | None:
+    """The option values of ``task`` that differ from its declaration (JSON-ready)."""
+    declared = registry.declared(task.module_path)
+    if declared is task:
+        return None
+    out: dict[str, Any] = {}
+    for name in OPTION_FIELDS:
+        value = getattr(task, name)
+        base = getattr(declared, name) if declared is not None else _CLASS_DEFAULTS[name]
+        if value != base:
+            out[name] = [_class_path(c) for c in value] if name == "retry_on" else value
+    return out or None
+
+
+def _import_exception(path: str) -> type[BaseException]:
+    module, _, name = path.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise InvalidTask(f"retry_on names {path!r}, which cannot be imported: {exc}") from exc
+    if not (isinstance(found, type) and issubclass(found, BaseException)):
+        raise InvalidTask(f"retry_on names {path!r}, which is not an exception class")
+    return found
+
+
+def task_for_row(row: Row, connector: Connector) -> Task[Any, Any]:
+    """The task a row describes: its declaration, with the row's differences applied.
+
+    Raises ``TaskNotFound`` (an ``InvalidTask``) if the path does not lead to a task.
+    """
+    task = registry.resolve(row["task_path"])
+    changes: dict[str, Any] = {}
+    if row["priority"] != task.priority:
+        changes["priority"] = row["priority"]
+    if row["queue_name"] != task.queue_name:
+        changes["queue_name"] = row["queue_name"]
+    if row["run_after"] is not None:
+        changes["run_after"] = connector.parse_time(row["run_after"])
+    if row["depends_on"] is not None:
+        changes["depends_on"] = str(row["depends_on"])
+    qualifiers = connector.parse_json(row["qualifiers"])
+    if qualifiers and tuple(sorted(qualifiers.items())) != task.qualifiers:
+        changes["qualifiers"] = qualifiers
+    options = connector.parse_json(row["options"])
+    if options:
+        for name, value in options.items():
+            if name not in OPTION_FIELDS:
+                continue
+            changes[name] = (
+                tuple(_import_exception(p) for p in value) if name == "retry_on" else value
+            )
+    limit_key = row["limit_key"]
+    if limit_key is not None and limit_key != task.effective_limit_key:
+        changes["limit_key"] = limit_key
+        changes.setdefault("limit", task.limit or 1)
+    return dataclasses.replace(task, **changes) if changes else task
+
+
+def result_from_row(
+    row: Row,
+    connector: Connector,
+    backend: Backend,
+    task: Task[Any, Any] | None = None,
+) -> TaskResult[Any]:
+    """A ``TaskResult`` for a row. ``task`` defaults to the row's task, or a placeholder
+    naming the path when it cannot be resolved in this process."""
+    if task is None:
+        try:
+            task = task_for_row(row, connector)
+        except InvalidTask:
+            task = registry.placeholder(row["task_path"])
+    parse_time = connector.parse_time
+    parse_json = connector.parse_json
+    errors = parse_json(row["errors"]) or []
+    args, kwargs = parse_json(row["args"]), parse_json(row["kwargs"])
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise InvalidTask(
+            f"task row {row['id']} is corrupt: args must be a JSON array and kwargs a JSON "
+            f"object, found {type(args).__name__} and {type(kwargs).__name__}"
+        )
+    return TaskResult(
+        task=task,
+        id=str(row["id"]),
+        status=_STATUS[row["status"]],
+        args=args,
+        kwargs=kwargs,
+        backend=row["backend"],
+        enqueued_at=parse_time(row["enqueued_at"]),
+        started_at=parse_time(row["started_at"]),
+        finished_at=parse_time(row["finished_at"]),
+        last_attempted_at=parse_time(row["last_attempted_at"]),
+        errors=[TaskError.from_json(e) for e in errors],
+        worker_ids=list(parse_json(row["worker_ids"]) or []),
+        return_value=parse_json(row["return_value"]),
+        progress=Progress.from_json(parse_json(row["progress"])),
+        enqueued_by=row["enqueued_by"],
+        backend_obj=backend,
+    )

@@ -1,0 +1,339 @@
+-- Named queries for the PostgreSQL store. Parameters use psycopg's %(name)s style.
+-- Each query follows a "-- name: <name>" line and ends at the next one.
+
+-- name: insert
+-- One task; wakes idle workers (LISTEN taskyard) when it is due now.
+WITH inserted AS (
+    INSERT INTO taskyard_task (
+        id, task_path, queue_name, priority, status, backend, args, kwargs, options,
+        enqueued_at, enqueued_by, run_after, available_at, finished_at, max_attempts,
+        depends_on, waiting_on, limit_key, qualifiers, errors)
+    VALUES (
+        %(id)s, %(task_path)s, %(queue_name)s, %(priority)s, %(status)s, %(backend)s,
+        %(args)s::jsonb, %(kwargs)s::jsonb, %(options)s::jsonb, %(enqueued_at)s, %(enqueued_by)s,
+        %(run_after)s::timestamptz, COALESCE(%(run_after)s::timestamptz, now()), %(finished_at)s,
+        %(max_attempts)s, %(depends_on)s, %(waiting_on)s, %(limit_key)s,
+        %(qualifiers)s::jsonb, %(errors)s::jsonb)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING queue_name, status, available_at, waiting_on
+)
+SELECT pg_notify('taskyard', queue_name) FROM inserted
+WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= now();
+
+-- name: insert_many
+-- Many tasks in one statement (arrays of equal length); one notification per queue.
+WITH rows AS (
+    SELECT * FROM unnest(
+        %(id)s::uuid[], %(task_path)s::text[], %(queue_name)s::text[], %(priority)s::int[],
+        %(backend)s::text[], %(args)s::text[], %(kwargs)s::text[], %(options)s::text[],
+        %(enqueued_at)s::timestamptz[], %(enqueued_by)s::text[], %(run_after)s::timestamptz[],
+        %(max_attempts)s::int[], %(limit_key)s::text[], %(qualifiers)s::text[])
+        AS r(id, task_path, queue_name, priority, backend, args, kwargs, options, enqueued_at,
+             enqueued_by, run_after, max_attempts, limit_key, qualifiers)
+), inserted AS (
+    INSERT INTO taskyard_task (
+        id, task_path, queue_name, priority, status, backend, args, kwargs, options,
+        enqueued_at, enqueued_by, run_after, available_at, max_attempts, limit_key, qualifiers)
+    SELECT id, task_path, queue_name, priority, 'READY', backend, args::jsonb, kwargs::jsonb,
+           options::jsonb, enqueued_at, enqueued_by, run_after, COALESCE(run_after, now()),
+           max_attempts, limit_key, qualifiers::jsonb
+    FROM rows
+    ON CONFLICT (id) DO NOTHING
+    RETURNING queue_name, available_at
+)
+SELECT pg_notify('taskyard', queue_name)
+FROM (SELECT DISTINCT queue_name FROM inserted WHERE available_at <= now()) AS due;
+
+-- name: mark_dependency
+-- Locks the dependency row until the enqueuing transaction commits, so its completion
+-- (which updates this row first) sees the new dependent.
+UPDATE taskyard_task SET has_dependents = true WHERE id = %(id)s RETURNING id, status;
+
+-- name: lock_limit_key
+SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0));
+
+-- name: count_limit_key
+SELECT count(*) AS pending FROM taskyard_task
+WHERE limit_key = %(key)s AND status IN ('READY', 'RUNNING');
+
+-- name: claim_any
+WITH picked AS (
+    SELECT id FROM taskyard_task
+    WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= now()
+      AND (qualifiers IS NULL OR qualifiers <@ %(qualifiers)s::jsonb)
+    ORDER BY priority DESC, available_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE taskyard_task AS t SET
+    status = 'RUNNING',
+    attempts = t.attempts + 1,
+    worker_id = %(worker_id)s::text,
+    lease_expires_at = now() + %(lease)s * interval '1 second',
+    started_at = COALESCE(t.started_at, now()),
+    last_attempted_at = now(),
+    worker_ids = t.worker_ids || jsonb_build_array(%(worker_id)s::text)
+FROM picked WHERE t.id = picked.id
+RETURNING t.*;
+
+-- name: claim_queues
+WITH picked AS (
+    SELECT id FROM taskyard_task
+    WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= now()
+      AND queue_name = ANY(%(queues)s::text[])
+      AND (qualifiers IS NULL OR qualifiers <@ %(qualifiers)s::jsonb)
+    ORDER BY priority DESC, available_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE taskyard_task AS t SET
+    status = 'RUNNING',
+    attempts = t.attempts + 1,
+    worker_id = %(worker_id)s::text,
+    lease_expires_at = now() + %(lease)s * interval '1 second',
+    started_at = COALESCE(t.started_at, now()),
+    last_attempted_at = now(),
+    worker_ids = t.worker_ids || jsonb_build_array(%(worker_id)s::text)
+FROM picked WHERE t.id = picked.id
+RETURNING t.*;
+
+-- name: next_available_at
+SELECT min(available_at) AS at FROM taskyard_task
+WHERE status = 'READY' AND waiting_on IS NULL
+  AND (%(any_queue)s OR queue_name = ANY(%(queues)s::text[]));
+
+-- name: complete
+-- Records finished attempts. Fenced: a row is written only if this worker still holds this
+-- attempt (a reaped or re-claimed task is left alone). Returns the rows written.
+UPDATE taskyard_task AS t SET
+    status = v.status,
+    finished_at = v.finished_at,
+    available_at = COALESCE(v.available_at, t.available_at),
+    return_value = v.return_value::jsonb,
+    errors = t.errors || v.errors::jsonb,
+    progress = COALESCE(v.progress::jsonb, t.progress),
+    worker_id = NULL,
+    lease_expires_at = NULL
+FROM unnest(%(id)s::uuid[], %(attempt)s::int[], %(status)s::text[],
+            %(finished_at)s::timestamptz[], %(available_at)s::timestamptz[],
+            %(return_value)s::text[], %(errors)s::text[], %(progress)s::text[])
+    AS v(id, attempt, status, finished_at, available_at, return_value, errors, progress)
+WHERE t.id = v.id AND t.status = 'RUNNING' AND t.attempts = v.attempt
+  AND t.worker_id = %(worker_id)s
+RETURNING t.id, t.status, t.has_dependents, t.queue_name, t.available_at;
+
+-- name: release_dependents
+UPDATE taskyard_task SET waiting_on = NULL
+WHERE waiting_on = ANY(%(ids)s::uuid[]) AND status = 'READY'
+RETURNING queue_name;
+
+-- name: cancel_dependents
+WITH RECURSIVE doomed(id) AS (
+    SELECT id FROM taskyard_task WHERE waiting_on = ANY(%(ids)s::uuid[]) AND status = 'READY'
+    UNION
+    SELECT t.id FROM taskyard_task t JOIN doomed d ON t.waiting_on = d.id
+    WHERE t.status = 'READY'
+)
+UPDATE taskyard_task AS t SET
+    status = 'CANCELLED',
+    finished_at = now(),
+    waiting_on = NULL,
+    errors = t.errors || jsonb_build_array(jsonb_build_object(
+        'exception_class_path', 'taskyard.exceptions.TaskCancelled',
+        'traceback', 'taskyard.exceptions.TaskCancelled: cancelled because dependency '
+                     || t.depends_on::text || ' did not succeed'))
+FROM doomed WHERE t.id = doomed.id
+RETURNING t.id;
+
+-- name: settle_dependents
+-- Safety net run by the maintenance loop: dependents whose dependency finished.
+UPDATE taskyard_task AS t SET waiting_on = NULL
+FROM taskyard_task AS d
+WHERE t.waiting_on = d.id AND t.status = 'READY' AND d.status = 'SUCCESSFUL'
+RETURNING t.id;
+
+-- name: failed_dependencies
+SELECT DISTINCT d.id FROM taskyard_task AS t JOIN taskyard_task AS d ON t.waiting_on = d.id
+WHERE t.status = 'READY' AND d.status IN ('FAILED', 'CANCELLED');
+
+-- name: extend_leases
+UPDATE taskyard_task SET lease_expires_at = now() + %(lease)s * interval '1 second'
+WHERE id = ANY(%(ids)s::uuid[]) AND worker_id = %(worker_id)s AND status = 'RUNNING'
+RETURNING id, cancel_requested;
+
+-- name: reap_expired
+UPDATE taskyard_task SET
+    status = CASE WHEN attempts < max_attempts THEN 'READY' ELSE 'FAILED' END,
+    finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE now() END,
+    available_at = now(),
+    errors = errors || jsonb_build_array(jsonb_build_object(
+        'exception_class_path', 'taskyard.exceptions.WorkerLost',
+        'traceback', 'taskyard.exceptions.WorkerLost: worker ' || worker_id
+                     || ' stopped renewing its lease (expired ' || lease_expires_at::text
+                     || ') while running attempt ' || attempts::text)),
+    worker_id = NULL,
+    lease_expires_at = NULL
+WHERE id IN (
+    SELECT id FROM taskyard_task
+    WHERE status = 'RUNNING' AND lease_expires_at < now()
+    LIMIT 1000 FOR UPDATE SKIP LOCKED)
+RETURNING id, status, has_dependents, queue_name;
+
+-- name: release_unstarted
+-- Hands claimed-but-unstarted tasks back: the attempt is not counted.
+UPDATE taskyard_task SET
+    status = 'READY',
+    attempts = attempts - 1,
+    worker_ids = worker_ids - (jsonb_array_length(worker_ids) - 1),
+    started_at = CASE WHEN attempts = 1 THEN NULL ELSE started_at END,
+    last_attempted_at = CASE WHEN attempts = 1 THEN NULL ELSE last_attempted_at END,
+    worker_id = NULL,
+    lease_expires_at = NULL
+WHERE id = ANY(%(ids)s::uuid[]) AND worker_id = %(worker_id)s AND status = 'RUNNING'
+RETURNING id, queue_name;
+
+-- name: abandon_running
+-- Cold shutdown: running attempts are given up (counted, with an error) for another worker.
+UPDATE taskyard_task SET
+    status = CASE WHEN attempts < max_attempts THEN 'READY' ELSE 'FAILED' END,
+    finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE now() END,
+    available_at = now(),
+    errors = errors || jsonb_build_array(jsonb_build_object(
+        'exception_class_path', 'taskyard.exceptions.WorkerLost',
+        'traceback', 'taskyard.exceptions.WorkerLost: ' || %(reason)s::text)),
+    worker_id = NULL,
+    lease_expires_at = NULL
+WHERE id = ANY(%(ids)s::uuid[]) AND worker_id = %(worker_id)s AND status = 'RUNNING'
+RETURNING id, status, has_dependents, queue_name;
+
+-- name: set_progress
+UPDATE taskyard_task SET
+    progress = %(progress)s::jsonb,
+    lease_expires_at = GREATEST(lease_expires_at, now() + %(lease)s * interval '1 second')
+WHERE id = %(id)s AND worker_id = %(worker_id)s AND status = 'RUNNING'
+RETURNING cancel_requested;
+
+-- name: get
+SELECT * FROM taskyard_task WHERE id = %(id)s;
+
+-- name: cancel_ready
+UPDATE taskyard_task SET
+    status = 'CANCELLED',
+    finished_at = now(),
+    waiting_on = NULL,
+    errors = errors || jsonb_build_array(jsonb_build_object(
+        'exception_class_path', 'taskyard.exceptions.TaskCancelled',
+        'traceback', 'taskyard.exceptions.TaskCancelled: cancelled before it started'))
+WHERE id = %(id)s AND status = 'READY'
+RETURNING id, has_dependents;
+
+-- name: request_cancel
+UPDATE taskyard_task SET cancel_requested = true
+WHERE id = %(id)s AND status = 'RUNNING'
+RETURNING id;
+
+-- name: retry_task
+-- Puts a finished (FAILED or CANCELLED) task back in the queue with fresh attempts.
+UPDATE taskyard_task SET
+    status = 'READY', finished_at = NULL, available_at = now(), cancel_requested = false,
+    max_attempts = attempts + %(attempts)s, waiting_on = NULL
+WHERE id = %(id)s AND status IN ('FAILED', 'CANCELLED')
+RETURNING id, queue_name;
+
+-- name: delete_task
+DELETE FROM taskyard_task WHERE id = %(id)s AND status <> 'RUNNING' RETURNING id;
+
+-- name: worker_upsert
+INSERT INTO taskyard_worker (worker_id, hostname, pid, queues, threads, state, started_at,
+                             last_seen_at, processed, failed)
+VALUES (%(worker_id)s, %(hostname)s, %(pid)s, %(queues)s, %(threads)s, %(state)s, now(), now(),
+        %(processed)s, %(failed)s)
+ON CONFLICT (worker_id) DO UPDATE SET
+    state = EXCLUDED.state, last_seen_at = now(), processed = EXCLUDED.processed,
+    failed = EXCLUDED.failed, queues = EXCLUDED.queues, threads = EXCLUDED.threads;
+
+-- name: worker_delete
+DELETE FROM taskyard_worker WHERE worker_id = %(worker_id)s;
+
+-- name: workers
+SELECT worker_id, hostname, pid, queues, threads, state, started_at, last_seen_at, processed,
+       failed, now() AS db_now
+FROM taskyard_worker ORDER BY worker_id;
+
+-- name: forget_stale_workers
+DELETE FROM taskyard_worker WHERE last_seen_at < now() - %(seconds)s * interval '1 second';
+
+-- name: counts
+SELECT queue_name, status, count(*) AS n FROM taskyard_task GROUP BY queue_name, status;
+
+-- name: pending_counts
+SELECT queue_name,
+       count(*) FILTER (WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= now())
+           AS waiting,
+       count(*) FILTER (WHERE status = 'READY' AND (waiting_on IS NOT NULL OR available_at > now()))
+           AS scheduled,
+       count(*) FILTER (WHERE status = 'RUNNING') AS running,
+       min(available_at) FILTER (
+           WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= now())
+           AS oldest_waiting_at
+FROM taskyard_task WHERE status IN ('READY', 'RUNNING') GROUP BY queue_name;
+
+-- name: failed_counts
+SELECT queue_name, count(*) AS n FROM taskyard_task WHERE status = 'FAILED' GROUP BY queue_name;
+
+-- name: prune
+DELETE FROM taskyard_task WHERE id IN (
+    SELECT id FROM taskyard_task
+    WHERE finished_at < %(before)s AND status = ANY(%(statuses)s::text[])
+      AND (%(any_queue)s OR queue_name = ANY(%(queues)s::text[]))
+    LIMIT %(batch)s)
+RETURNING id;
+
+-- name: prune_count
+SELECT count(*) AS n FROM taskyard_task
+WHERE finished_at < %(before)s AND status = ANY(%(statuses)s::text[])
+  AND (%(any_queue)s OR queue_name = ANY(%(queues)s::text[]));
+
+-- name: count_tasks
+SELECT count(*) AS n FROM taskyard_task;
+
+-- name: count_live_leases
+SELECT count(*) AS n FROM taskyard_task WHERE status = 'RUNNING' AND lease_expires_at > now();
+
+-- name: export_batch
+SELECT * FROM taskyard_task WHERE id > %(after)s ORDER BY id LIMIT %(batch)s;
+
+-- name: delete_ids
+DELETE FROM taskyard_task WHERE id = ANY(%(ids)s::uuid[]);
+
+-- name: meta_get
+SELECT value FROM taskyard_meta WHERE key = %(key)s;
+
+-- name: meta_set
+INSERT INTO taskyard_meta (key, value) VALUES (%(key)s, %(value)s)
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
+
+-- name: meta_delete
+DELETE FROM taskyard_meta WHERE key = %(key)s;
+
+-- name: import_task
+INSERT INTO taskyard_task (
+    id, task_path, queue_name, priority, status, backend, args, kwargs, options, enqueued_at,
+    enqueued_by, run_after, available_at, started_at, last_attempted_at, finished_at, attempts,
+    max_attempts, worker_ids, errors, return_value, progress, worker_id, lease_expires_at,
+    cancel_requested, depends_on, waiting_on, has_dependents, limit_key, qualifiers)
+VALUES (
+    %(id)s, %(task_path)s, %(queue_name)s, %(priority)s, %(status)s, %(backend)s,
+    %(args)s::jsonb, %(kwargs)s::jsonb, %(options)s::jsonb, %(enqueued_at)s, %(enqueued_by)s,
+    %(run_after)s, %(available_at)s, %(started_at)s, %(last_attempted_at)s, %(finished_at)s,
+    %(attempts)s, %(max_attempts)s, %(worker_ids)s::jsonb, %(errors)s::jsonb,
+    %(return_value)s::jsonb, %(progress)s::jsonb, %(worker_id)s, %(lease_expires_at)s,
+    %(cancel_requested)s, %(depends_on)s, %(waiting_on)s, %(has_dependents)s, %(limit_key)s,
+    %(qualifiers)s::jsonb)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: now
+SELECT now() AS now;
+
+-- name: ping
+SELECT 1 AS ok;

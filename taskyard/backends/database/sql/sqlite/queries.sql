@@ -1,0 +1,285 @@
+-- Named queries for the SQLite store. Parameters use sqlite3's :name style. Times are UTC text
+-- 'YYYY-MM-DD HH:MM:SS.ffffff' passed in as :now; lists of ids are JSON arrays (json_each).
+
+-- name: insert
+INSERT INTO taskyard_task (
+    id, task_path, queue_name, priority, status, backend, args, kwargs, options,
+    enqueued_at, enqueued_by, run_after, available_at, finished_at, max_attempts,
+    depends_on, waiting_on, limit_key, qualifiers, errors)
+VALUES (
+    :id, :task_path, :queue_name, :priority, :status, :backend, :args, :kwargs, :options,
+    :enqueued_at, :enqueued_by, :run_after, COALESCE(:run_after, :enqueued_at), :finished_at,
+    :max_attempts, :depends_on, :waiting_on, :limit_key, :qualifiers, :errors)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: mark_dependency
+UPDATE taskyard_task SET has_dependents = 1 WHERE id = :id RETURNING id, status;
+
+-- name: count_limit_key
+SELECT count(*) AS pending FROM taskyard_task
+WHERE limit_key = :key AND status IN ('READY', 'RUNNING');
+
+-- name: claim_any
+UPDATE taskyard_task SET
+    status = 'RUNNING',
+    attempts = attempts + 1,
+    worker_id = :worker_id,
+    lease_expires_at = :lease_until,
+    started_at = COALESCE(started_at, :now),
+    last_attempted_at = :now,
+    worker_ids = json_insert(worker_ids, '$[#]', :worker_id)
+WHERE id IN (
+    SELECT id FROM taskyard_task
+    WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= :now
+      AND (qualifiers IS NULL OR NOT EXISTS (
+          SELECT 1 FROM json_each(taskyard_task.qualifiers) AS q
+          WHERE json_extract(:qualifiers, '$."' || q.key || '"') IS NOT q.value))
+    ORDER BY priority DESC, available_at, id
+    LIMIT :limit)
+RETURNING *;
+
+-- name: claim_queues
+UPDATE taskyard_task SET
+    status = 'RUNNING',
+    attempts = attempts + 1,
+    worker_id = :worker_id,
+    lease_expires_at = :lease_until,
+    started_at = COALESCE(started_at, :now),
+    last_attempted_at = :now,
+    worker_ids = json_insert(worker_ids, '$[#]', :worker_id)
+WHERE id IN (
+    SELECT id FROM taskyard_task
+    WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= :now
+      AND queue_name IN (SELECT value FROM json_each(:queues))
+      AND (qualifiers IS NULL OR NOT EXISTS (
+          SELECT 1 FROM json_each(taskyard_task.qualifiers) AS q
+          WHERE json_extract(:qualifiers, '$."' || q.key || '"') IS NOT q.value))
+    ORDER BY priority DESC, available_at, id
+    LIMIT :limit)
+RETURNING *;
+
+-- name: next_available_at
+SELECT min(available_at) AS at FROM taskyard_task
+WHERE status = 'READY' AND waiting_on IS NULL
+  AND (:any_queue OR queue_name IN (SELECT value FROM json_each(:queues)));
+
+-- name: complete
+-- One finished attempt (run once per task inside one transaction). Fenced like PostgreSQL's.
+UPDATE taskyard_task SET
+    status = :status,
+    finished_at = :finished_at,
+    available_at = COALESCE(:available_at, available_at),
+    return_value = :return_value,
+    errors = CASE WHEN :error IS NULL THEN errors ELSE json_insert(errors, '$[#]', json(:error)) END,
+    progress = COALESCE(:progress, progress),
+    worker_id = NULL,
+    lease_expires_at = NULL
+WHERE id = :id AND status = 'RUNNING' AND attempts = :attempt AND worker_id = :worker_id
+RETURNING id, status, has_dependents, queue_name, available_at;
+
+-- name: release_dependents
+UPDATE taskyard_task SET waiting_on = NULL
+WHERE waiting_on IN (SELECT value FROM json_each(:ids)) AND status = 'READY'
+RETURNING queue_name;
+
+-- name: cancel_dependents
+UPDATE taskyard_task SET
+    status = 'CANCELLED',
+    finished_at = :now,
+    waiting_on = NULL,
+    errors = json_insert(errors, '$[#]', json_object(
+        'exception_class_path', 'taskyard.exceptions.TaskCancelled',
+        'traceback', 'taskyard.exceptions.TaskCancelled: cancelled because dependency '
+                     || depends_on || ' did not succeed'))
+WHERE id IN (
+    WITH RECURSIVE doomed(id) AS (
+        SELECT id FROM taskyard_task
+        WHERE waiting_on IN (SELECT value FROM json_each(:ids)) AND status = 'READY'
+        UNION
+        SELECT t.id FROM taskyard_task AS t JOIN doomed AS d ON t.waiting_on = d.id
+        WHERE t.status = 'READY'
+    )
+    SELECT id FROM doomed)
+RETURNING id;
+
+-- name: settle_dependents
+UPDATE taskyard_task SET waiting_on = NULL
+WHERE status = 'READY' AND waiting_on IN (
+    SELECT id FROM taskyard_task WHERE status = 'SUCCESSFUL')
+RETURNING id;
+
+-- name: failed_dependencies
+SELECT DISTINCT d.id FROM taskyard_task AS t JOIN taskyard_task AS d ON t.waiting_on = d.id
+WHERE t.status = 'READY' AND d.status IN ('FAILED', 'CANCELLED');
+
+-- name: extend_leases
+UPDATE taskyard_task SET lease_expires_at = :lease_until
+WHERE id IN (SELECT value FROM json_each(:ids)) AND worker_id = :worker_id AND status = 'RUNNING'
+RETURNING id, cancel_requested;
+
+-- name: reap_expired
+UPDATE taskyard_task SET
+    status = CASE WHEN attempts < max_attempts THEN 'READY' ELSE 'FAILED' END,
+    finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE :now END,
+    available_at = :now,
+    errors = json_insert(errors, '$[#]', json_object(
+        'exception_class_path', 'taskyard.exceptions.WorkerLost',
+        'traceback', 'taskyard.exceptions.WorkerLost: worker ' || worker_id
+                     || ' stopped renewing its lease (expired ' || lease_expires_at
+                     || ') while running attempt ' || attempts)),
+    worker_id = NULL,
+    lease_expires_at = NULL
+WHERE status = 'RUNNING' AND lease_expires_at < :now
+RETURNING id, status, has_dependents, queue_name;
+
+-- name: release_unstarted
+UPDATE taskyard_task SET
+    status = 'READY',
+    attempts = attempts - 1,
+    worker_ids = json_remove(worker_ids, '$[#-1]'),
+    started_at = CASE WHEN attempts = 1 THEN NULL ELSE started_at END,
+    last_attempted_at = CASE WHEN attempts = 1 THEN NULL ELSE last_attempted_at END,
+    worker_id = NULL,
+    lease_expires_at = NULL
+WHERE id IN (SELECT value FROM json_each(:ids)) AND worker_id = :worker_id AND status = 'RUNNING'
+RETURNING id, queue_name;
+
+-- name: abandon_running
+UPDATE taskyard_task SET
+    status = CASE WHEN attempts < max_attempts THEN 'READY' ELSE 'FAILED' END,
+    finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE :now END,
+    available_at = :now,
+    errors = json_insert(errors, '$[#]', json_object(
+        'exception_class_path', 'taskyard.exceptions.WorkerLost',
+        'traceback', 'taskyard.exceptions.WorkerLost: ' || :reason)),
+    worker_id = NULL,
+    lease_expires_at = NULL
+WHERE id IN (SELECT value FROM json_each(:ids)) AND worker_id = :worker_id AND status = 'RUNNING'
+RETURNING id, status, has_dependents, queue_name;
+
+-- name: set_progress
+UPDATE taskyard_task SET
+    progress = :progress,
+    lease_expires_at = max(lease_expires_at, :lease_until)
+WHERE id = :id AND worker_id = :worker_id AND status = 'RUNNING'
+RETURNING cancel_requested;
+
+-- name: get
+SELECT * FROM taskyard_task WHERE id = :id;
+
+-- name: cancel_ready
+UPDATE taskyard_task SET
+    status = 'CANCELLED',
+    finished_at = :now,
+    waiting_on = NULL,
+    errors = json_insert(errors, '$[#]', json_object(
+        'exception_class_path', 'taskyard.exceptions.TaskCancelled',
+        'traceback', 'taskyard.exceptions.TaskCancelled: cancelled before it started'))
+WHERE id = :id AND status = 'READY'
+RETURNING id, has_dependents;
+
+-- name: request_cancel
+UPDATE taskyard_task SET cancel_requested = 1 WHERE id = :id AND status = 'RUNNING' RETURNING id;
+
+-- name: retry_task
+UPDATE taskyard_task SET
+    status = 'READY', finished_at = NULL, available_at = :now, cancel_requested = 0,
+    max_attempts = attempts + :attempts, waiting_on = NULL
+WHERE id = :id AND status IN ('FAILED', 'CANCELLED')
+RETURNING id, queue_name;
+
+-- name: delete_task
+DELETE FROM taskyard_task WHERE id = :id AND status <> 'RUNNING' RETURNING id;
+
+-- name: worker_upsert
+INSERT INTO taskyard_worker (worker_id, hostname, pid, queues, threads, state, started_at,
+                             last_seen_at, processed, failed)
+VALUES (:worker_id, :hostname, :pid, :queues, :threads, :state, :now, :now, :processed, :failed)
+ON CONFLICT (worker_id) DO UPDATE SET
+    state = excluded.state, last_seen_at = excluded.last_seen_at,
+    processed = excluded.processed, failed = excluded.failed, queues = excluded.queues,
+    threads = excluded.threads;
+
+-- name: worker_delete
+DELETE FROM taskyard_worker WHERE worker_id = :worker_id;
+
+-- name: workers
+SELECT worker_id, hostname, pid, queues, threads, state, started_at, last_seen_at, processed,
+       failed, :now AS db_now
+FROM taskyard_worker ORDER BY worker_id;
+
+-- name: forget_stale_workers
+DELETE FROM taskyard_worker WHERE last_seen_at < :before;
+
+-- name: counts
+SELECT queue_name, status, count(*) AS n FROM taskyard_task GROUP BY queue_name, status;
+
+-- name: pending_counts
+SELECT queue_name,
+       count(*) FILTER (WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= :now)
+           AS waiting,
+       count(*) FILTER (WHERE status = 'READY' AND (waiting_on IS NOT NULL OR available_at > :now))
+           AS scheduled,
+       count(*) FILTER (WHERE status = 'RUNNING') AS running,
+       min(available_at) FILTER (
+           WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= :now)
+           AS oldest_waiting_at
+FROM taskyard_task WHERE status IN ('READY', 'RUNNING') GROUP BY queue_name;
+
+-- name: failed_counts
+SELECT queue_name, count(*) AS n FROM taskyard_task WHERE status = 'FAILED' GROUP BY queue_name;
+
+-- name: prune
+DELETE FROM taskyard_task WHERE id IN (
+    SELECT id FROM taskyard_task
+    WHERE finished_at < :before AND status IN (SELECT value FROM json_each(:statuses))
+      AND (:any_queue OR queue_name IN (SELECT value FROM json_each(:queues)))
+    LIMIT :batch)
+RETURNING id;
+
+-- name: prune_count
+SELECT count(*) AS n FROM taskyard_task
+WHERE finished_at < :before AND status IN (SELECT value FROM json_each(:statuses))
+  AND (:any_queue OR queue_name IN (SELECT value FROM json_each(:queues)));
+
+-- name: count_tasks
+SELECT count(*) AS n FROM taskyard_task;
+
+-- name: count_live_leases
+SELECT count(*) AS n FROM taskyard_task WHERE status = 'RUNNING' AND lease_expires_at > :now;
+
+-- name: export_batch
+SELECT * FROM taskyard_task WHERE id > :after ORDER BY id LIMIT :batch;
+
+-- name: delete_ids
+DELETE FROM taskyard_task WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: import_task
+INSERT INTO taskyard_task (
+    id, task_path, queue_name, priority, status, backend, args, kwargs, options, enqueued_at,
+    enqueued_by, run_after, available_at, started_at, last_attempted_at, finished_at, attempts,
+    max_attempts, worker_ids, errors, return_value, progress, worker_id, lease_expires_at,
+    cancel_requested, depends_on, waiting_on, has_dependents, limit_key, qualifiers)
+VALUES (
+    :id, :task_path, :queue_name, :priority, :status, :backend, :args, :kwargs, :options,
+    :enqueued_at, :enqueued_by, :run_after, :available_at, :started_at, :last_attempted_at,
+    :finished_at, :attempts, :max_attempts, :worker_ids, :errors, :return_value, :progress,
+    :worker_id, :lease_expires_at, :cancel_requested, :depends_on, :waiting_on,
+    :has_dependents, :limit_key, :qualifiers)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: meta_get
+SELECT value FROM taskyard_meta WHERE key = :key;
+
+-- name: meta_set
+INSERT INTO taskyard_meta (key, value) VALUES (:key, :value)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- name: meta_delete
+DELETE FROM taskyard_meta WHERE key = :key;
+
+-- name: now
+SELECT :now AS now;
+
+-- name: ping
+SELECT 1 AS ok;

@@ -1,0 +1,111 @@
+"""The worker's maintenance thread: leases, heartbeats, reaping, retention, housekeeping."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from taskyard.exceptions import BackendUnavailable
+
+if TYPE_CHECKING:
+    from taskyard.worker.worker import Worker
+
+logger = logging.getLogger("taskyard.worker")
+
+SETTLE_EVERY = 30.0
+RETENTION_EVERY = 60.0
+
+
+class Maintenance:
+    """Every ``lease / 3`` seconds: extend this worker's leases (and pick up cancel requests),
+    record a heartbeat, and return expired leases of dead workers to the queue."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.period = max(0.2, min(worker.config.lease / 3, 10.0))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="taskyard-maintenance", daemon=True)
+        self.reaped = 0
+        self.last_ok = time.monotonic()
+        self._last_settle = 0.0
+        self._last_retention = 0.0
+
+    def start(self) -> None:
+        self._heartbeat("running")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        try:
+            self.worker.ops.forget_worker(self.worker.worker_id)
+        except BackendUnavailable as exc:
+            logger.warning("could not deregister worker %s: %s", self.worker.worker_id, exc)
+
+    def _heartbeat(self, state: str) -> None:
+        worker = self.worker
+        try:
+            worker.ops.heartbeat(
+                worker.worker_id,
+                worker.config.queues,
+                worker.config.threads,
+                state,
+                worker.processed,
+                worker.failed,
+                os.getpid(),
+            )
+        except BackendUnavailable as exc:
+            logger.warning("heartbeat failed: %s", exc)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            try:
+                self.tick()
+                self.last_ok = time.monotonic()
+                self.worker.db_ok_at = self.last_ok
+            except BackendUnavailable as exc:
+                logger.warning("maintenance failed (%s); retrying in %.1fs", exc, self.period)
+            except Exception:
+                logger.exception("maintenance failed; retrying in %.1fs", self.period)
+
+    def tick(self) -> None:
+        worker = self.worker
+        ops = worker.ops
+        held = worker.held_ids()
+        flags = ops.extend_leases(worker.worker_id, held, worker.config.lease)
+        for result in worker.running_results():
+            if flags.get(result.id):
+                result._cancel_requested = True
+        lost = [i for i in held if i not in flags]
+        if lost:
+            logger.warning(
+                "worker %s no longer holds %d lease(s) (reaped while the database was "
+                "unreachable?); their outcomes will be discarded",
+                worker.worker_id,
+                len(lost),
+            )
+        self._heartbeat("stopping" if worker.stopping else "running")
+        reaped = ops.reap_expired()
+        if reaped:
+            self.reaped += len(reaped)
+            for row in reaped:
+                logger.warning(
+                    "task %s: lease of a lost worker expired; now %s", row["id"], row["status"]
+                )
+        now = time.monotonic()
+        if now - self._last_settle >= SETTLE_EVERY:
+            self._last_settle = now
+            ops.settle_dependents()
+            ops.forget_stale_workers(max(3600.0, worker.config.lease * 10))
+        options = worker.backend.options
+        if (options["RESULT_RETENTION"] or options["FAILED_RETENTION"]) and (
+            now - self._last_retention >= RETENTION_EVERY
+        ):
+            self._last_retention = now
+            deleted = ops.apply_retention(options["RESULT_RETENTION"], options["FAILED_RETENTION"])
+            if deleted:
+                logger.info("retention: deleted %d old result(s)", deleted)

@@ -1,0 +1,170 @@
+"""Operations on a Database-backend queue: the status table, durations, moving data.
+
+Shared by the ``taskyard`` commands and the Django management commands.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from taskyard.backends.database.connectors import Connector, dumps
+from taskyard.backends.database.worker_ops import QueueOps
+from taskyard.exceptions import TaskyardError
+from taskyard.worker.probes import live_workers
+
+logger = logging.getLogger("taskyard.worker")
+
+STATUSES = ("READY", "RUNNING", "SUCCESSFUL", "FAILED", "CANCELLED")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90``, ``30s``, ``15m``, ``12h``, ``7d``, ``2w`` -> a timedelta."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", str(text))
+    if not match:
+        raise ValueError(f"{text!r} is not a duration: use e.g. 90, 30s, 15m, 12h, 7d, 2w")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def status_report(ops: QueueOps) -> str:
+    """The ``taskyard status`` table: counts per queue and status, oldest waiting, workers."""
+    counts = ops.counts()
+    stats = ops.stats()
+    queues = sorted({q for q, _ in counts} | set(stats))
+    header = f"{'queue':<20}" + "".join(f"{s:>12}" for s in STATUSES) + f"{'oldest wait':>14}"
+    lines = [header, "-" * len(header)]
+    totals = dict.fromkeys(STATUSES, 0)
+    for queue in queues:
+        row = f"{queue:<20}"
+        for status in STATUSES:
+            n = counts.get((queue, status), 0)
+            totals[status] += n
+            row += f"{n:>12}"
+        oldest = stats[queue].oldest_waiting_seconds if queue in stats else None
+        lines.append(row + f"{_age(oldest):>14}")
+    lines.append(f"{'(all)':<20}" + "".join(f"{totals[s]:>12}" for s in STATUSES))
+    workers = ops.workers()
+    live = {w["worker_id"] for w in live_workers(ops)}
+    lines.append("")
+    lines.append(f"workers: {len(live)} live, {len(workers) - len(live)} not heartbeating")
+    for w in workers:
+        mark = "live" if w["worker_id"] in live else "stale"
+        lines.append(
+            f"  {w['worker_id']:<32} {mark:<6} {w['state']:<9} queues={w['queues']:<16} "
+            f"threads={w['threads']:<3} processed={w['processed']:<8} failed={w['failed']:<6} "
+            f"seen {_age(w['seen_ago'])} ago"
+        )
+    return "\n".join(lines)
+
+
+# -- moving data between databases -----------------------------------------------------------------
+
+MOVE_MARKER = "move_from"
+_JSON_COLUMNS = (
+    "args",
+    "kwargs",
+    "options",
+    "worker_ids",
+    "errors",
+    "return_value",
+    "progress",
+    "qualifiers",
+)
+_TIME_COLUMNS = (
+    "enqueued_at",
+    "run_after",
+    "available_at",
+    "started_at",
+    "last_attempted_at",
+    "finished_at",
+    "lease_expires_at",
+)
+
+
+class MoveRefused(TaskyardError):
+    """``move-data`` will not run: the reason says why and what to do."""
+
+
+def _convert(row: dict[str, Any], source: Connector, target: Connector) -> dict[str, Any]:
+    out = dict(row)
+    out["id"] = str(row["id"])
+    for name in ("depends_on", "waiting_on"):
+        out[name] = None if row[name] is None else str(row[name])
+    for name in _JSON_COLUMNS:
+        out[name] = dumps(source.parse_json(row[name]))
+    for name in _TIME_COLUMNS:
+        out[name] = target.time(source.parse_time(row[name]))
+    for name in ("cancel_requested", "has_dependents"):
+        out[name] = bool(row[name])
+    return out
+
+
+def move_data(
+    source: Connector,
+    target: Connector,
+    *,
+    destroy: bool = True,
+    batch_size: int = 1000,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Copy every task row from ``source`` to ``target`` in batches (and delete it from
+    ``source`` unless ``destroy`` is false). Returns the number of rows moved.
+
+    Refuses a target that already holds tasks, unless it carries the marker of an interrupted
+    move from this same source (then the move resumes: rows already copied are skipped). Refuses
+    while workers hold live leases in the source.
+    """
+    fingerprint = source.describe()
+    marker = target.run("meta_get", {"key": MOVE_MARKER})
+    resuming = bool(marker) and marker[0]["value"] == fingerprint
+    if int(target.run("count_tasks")[0]["n"]) and not resuming:
+        raise MoveRefused(
+            f"the target {target.describe()} already holds task data; move-data only fills an "
+            "empty queue"
+        )
+    live = int(source.run("count_live_leases", {"now": source.time(_now())})[0]["n"])
+    if live:
+        raise MoveRefused(
+            f"{live} task(s) are running with live leases in {fingerprint}: stop the workers first"
+        )
+    target.run("meta_set", {"key": MOVE_MARKER, "value": fingerprint})
+    moved = 0
+    after = "00000000-0000-0000-0000-000000000000"
+    while True:
+        rows = source.run("export_batch", {"after": after, "batch": batch_size})
+        if not rows:
+            break
+        with target.transaction():
+            for row in rows:
+                target.run("import_task", _convert(row, source, target))
+        ids = [str(row["id"]) for row in rows]
+        if destroy:
+            with source.transaction():
+                source.run("delete_ids", {"ids": source.ids(ids)})
+        after = ids[-1]
+        moved += len(rows)
+        if progress is not None:
+            progress(moved)
+    target.run("meta_delete", {"key": MOVE_MARKER})
+    logger.info("moved %d task row(s) from %s to %s", moved, fingerprint, target.describe())
+    return moved
+
+
+def _now() -> Any:
+    from taskyard.tasks.execution import utcnow
+
+    return utcnow()

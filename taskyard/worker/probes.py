@@ -1,0 +1,181 @@
+"""Health, monitoring and metrics of the Database backend, for the worker's health port and for
+``taskyard health`` / ``taskyard status`` (and the Django views)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from taskyard.backends.database.backend import DatabaseBackend
+from taskyard.backends.database.worker_ops import QueueOps
+from taskyard.exceptions import BackendUnavailable, InvalidTaskBackend
+from taskyard.tasks.task import task
+
+if TYPE_CHECKING:
+    from taskyard.worker.worker import Worker
+
+
+@task(priority=100)
+def ping() -> str:
+    """The end-to-end probe: enqueued by readiness checks, answered by any worker."""
+    return "pong"
+
+
+def probe(backend: DatabaseBackend, queue: str, timeout: float) -> tuple[bool, str]:
+    """Enqueue ``ping`` on ``queue`` and wait for a worker to run it."""
+    started = time.monotonic()
+    try:
+        result = ping.using(backend=backend.alias, queue_name=queue).enqueue()
+        result.wait(timeout)
+    except TimeoutError:
+        return False, f"probe task not run within {timeout:g}s on queue {queue!r}"
+    except (BackendUnavailable, InvalidTaskBackend) as exc:
+        return False, f"probe could not be enqueued: {exc}"
+    if result.status != "SUCCESSFUL":
+        return False, f"probe task ended {result.status}"
+    return True, f"probe answered in {time.monotonic() - started:.3f}s"
+
+
+def monitoring(ops: QueueOps) -> dict[str, Any]:
+    """``waiting`` first (the Flagsmith endpoint's field), then the rest; counts only."""
+    stats = ops.stats()
+    oldest = [s.oldest_waiting_seconds for s in stats.values() if s.oldest_waiting_seconds]
+    return {
+        "waiting": sum(s.waiting for s in stats.values()),
+        "scheduled": sum(s.scheduled for s in stats.values()),
+        "running": sum(s.running for s in stats.values()),
+        "failed": sum(s.failed for s in stats.values()),
+        "oldest_waiting_seconds": max(oldest) if oldest else None,
+        "queues": {
+            name: {
+                "waiting": s.waiting,
+                "scheduled": s.scheduled,
+                "running": s.running,
+                "failed": s.failed,
+                "oldest_waiting_seconds": s.oldest_waiting_seconds,
+            }
+            for name, s in sorted(stats.items())
+        },
+    }
+
+
+def live_workers(ops: QueueOps, lease: float = 20.0) -> list[dict[str, Any]]:
+    """Workers whose last heartbeat is recent (within twice the heartbeat period plus slack)."""
+    limit = max(5.0, lease)
+    return [w for w in ops.workers() if w["seen_ago"] is not None and w["seen_ago"] <= limit]
+
+
+def health_check(
+    backend: DatabaseBackend,
+    *,
+    require_workers: bool,
+    probe_queue: str | None,
+    probe_timeout: float,
+) -> list[tuple[str, bool, str]]:
+    """The checks of ``taskyard health``: (name, ok, detail) each."""
+    ops = QueueOps(backend)
+    checks: list[tuple[str, bool, str]] = []
+    try:
+        ops.ping()
+        have, latest = backend.schema_status()
+        ok = have >= latest
+        checks.append(("database", ok, f"{backend.connector.describe()}, schema {have}/{latest}"))
+    except (BackendUnavailable, InvalidTaskBackend) as exc:
+        return [("database", False, str(exc))]
+    if require_workers:
+        live = live_workers(ops)
+        checks.append(("workers", bool(live), f"{len(live)} worker(s) heartbeating"))
+    if probe_queue is not None:
+        ok, detail = probe(backend, probe_queue, probe_timeout)
+        checks.append(("probe", ok, detail))
+    return checks
+
+
+class WorkerHealth:
+    """``HealthSource`` for a running ``Worker``."""
+
+    def __init__(self, worker: Worker, probe_timeout: float | None = None) -> None:
+        self.worker = worker
+        self.probe_timeout = probe_timeout
+        self._probe_cache: tuple[float, bool, str] | None = None
+
+    def is_alive(self) -> bool:
+        stale_after = max(10.0, self.worker.config.interval * 10)
+        return time.monotonic() - self.worker.loop_seen < stale_after or self.worker.stopping
+
+    def readiness(self) -> tuple[bool, str]:
+        worker = self.worker
+        if worker.stopping:
+            return False, "shutting down"
+        if time.monotonic() - worker.db_ok_at > max(2 * worker.config.lease, 10.0):
+            return False, "database unreachable"
+        if self.probe_timeout is not None:
+            return self._probe()
+        return True, "ok"
+
+    def _probe(self) -> tuple[bool, str]:
+        cached = self._probe_cache
+        if cached is not None and time.monotonic() - cached[0] < 10.0:
+            return cached[1], cached[2]
+        queues = self.worker.config.queues
+        queue = queues[0] if queues else "default"
+        ok, detail = probe(self.worker.backend, queue, self.probe_timeout or 5.0)
+        self._probe_cache = (time.monotonic(), ok, detail)
+        return ok, detail
+
+    def monitoring(self) -> dict[str, Any]:
+        data = monitoring(self.worker.ops)
+        data["worker"] = {
+            "id": self.worker.worker_id,
+            "state": self.worker.state,
+            "processed": self.worker.processed,
+            "failed": self.worker.failed,
+        }
+        return data
+
+    def metrics(self) -> Mapping[str, tuple[str, str, float | Mapping[str, float]]]:
+        worker = self.worker
+        stats = worker.ops.stats()
+        return {
+            "taskyard_tasks_waiting": (
+                "gauge",
+                "Tasks due and not started, per queue",
+                {q: s.waiting for q, s in stats.items()},
+            ),
+            "taskyard_tasks_running": (
+                "gauge",
+                "Tasks running, per queue",
+                {q: s.running for q, s in stats.items()},
+            ),
+            "taskyard_tasks_failed": (
+                "gauge",
+                "FAILED results kept, per queue",
+                {q: s.failed for q, s in stats.items()},
+            ),
+            "taskyard_oldest_waiting_seconds": (
+                "gauge",
+                "Age of the oldest due task, per queue",
+                {q: s.oldest_waiting_seconds or 0.0 for q, s in stats.items()},
+            ),
+            "taskyard_worker_processed_total": (
+                "counter",
+                "Attempts this worker finished",
+                worker.processed,
+            ),
+            "taskyard_worker_succeeded_total": (
+                "counter",
+                "Attempts that succeeded",
+                worker.succeeded,
+            ),
+            "taskyard_worker_failed_total": (
+                "counter",
+                "Tasks that ended FAILED here",
+                worker.failed,
+            ),
+            "taskyard_worker_reaped_total": (
+                "counter",
+                "Expired leases this worker reaped",
+                worker.maintenance.reaped,
+            ),
+        }

@@ -1,0 +1,268 @@
+"""Process mode (``taskyard worker --processes N``): N self-polling child workers, respawned.
+
+The supervisor knows what each child is running. A child that overruns a task's timeout by
+``grace`` is killed and replaced, and the attempt is recorded as ``TaskTimeout``; a child that
+dies mid-task (a poison task, the OOM killer) has the attempt recorded as ``WorkerLost``. Either
+way the task is retried if attempts remain, and the supervisor carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from taskyard.backends.database.backend import DatabaseBackend
+from taskyard.backends.database.rows import result_from_row, task_for_row
+from taskyard.backends.database.worker_ops import Finished, QueueOps
+from taskyard.exceptions import BackendUnavailable, InvalidTask, TaskTimeout, WorkerLost
+from taskyard.tasks import registry
+from taskyard.tasks.execution import announce_outcome, record_failure
+from taskyard.worker.worker import WorkerConfig
+
+logger = logging.getLogger("taskyard.worker")
+
+TIMEOUT_GRACE = 5.0
+
+
+@dataclass
+class Child:
+    process: Any
+    conn: Connection
+    started: float
+    worker_id: str
+    # task id -> (attempt, kill deadline) for each task the child is running
+    current: dict[str, tuple[int, float | None]] = field(default_factory=dict)
+
+
+def _child_main(
+    settings: Mapping[str, Any],
+    alias: str,
+    imports: list[str],
+    config: WorkerConfig,
+    conn: Connection,
+    log_level: int,
+) -> None:
+    """Entry point of a child process (spawned: imports and configuration are redone)."""
+    import importlib
+
+    import taskyard
+    from taskyard.worker.worker import Worker
+
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor coordinates Ctrl-C
+    taskyard.configure(settings)
+    for module in imports:
+        importlib.import_module(module)
+    backend = taskyard.backends[alias]
+    assert isinstance(backend, DatabaseBackend)
+    worker = Worker(
+        backend,
+        replace(config, worker_id=f"{socket.gethostname()}:{os.getpid()}"),
+        on_start=lambda result, timeout: conn.send(("start", result.id, result.attempts, timeout)),
+        on_end=lambda result: conn.send(("end", result.id)),
+    )
+    code = worker.run()
+    conn.close()
+    raise SystemExit(code)
+
+
+class Supervisor:
+    """Keep ``processes`` child workers running until told to stop."""
+
+    def __init__(
+        self,
+        backend: DatabaseBackend,
+        settings: Mapping[str, Any],
+        imports: list[str],
+        config: WorkerConfig,
+        processes: int,
+    ) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.imports = imports
+        self.config = config
+        self.processes = processes
+        self.ops = QueueOps(backend)
+        self.children: dict[int, Child] = {}
+        self.state = "starting"
+        self.stopping = False
+        self.cold = False
+        self.exit_code = 0
+        self.respawns = 0
+        self.killed_for_timeout = 0
+        self._crash_delay = 0.0
+        self._context = multiprocessing.get_context("spawn")
+        self.processed = 0
+        self.failed = 0
+        self.loop_seen = time.monotonic()
+
+    def _spawn(self) -> None:
+        parent, child = self._context.Pipe(duplex=False)
+        process = self._context.Process(
+            target=_child_main,
+            args=(
+                self.settings,
+                self.backend.alias,
+                self.imports,
+                self.config,
+                child,
+                logging.getLogger().level,
+            ),
+            name="taskyard-worker",
+        )
+        process.start()
+        child.close()
+        assert process.pid is not None
+        worker_id = f"{socket.gethostname()}:{process.pid}"
+        self.children[process.pid] = Child(process, parent, time.monotonic(), worker_id)
+        logger.info("started worker process %s", worker_id)
+
+    def run(self) -> int:
+        def handler(signum: int, frame: object) -> None:
+            if not self.stopping:
+                logger.warning("%s: stopping child workers (warm)", signal.Signals(signum).name)
+                self.stopping = True
+            else:
+                logger.warning("%s: stopping child workers now (cold)", signal.Signals(signum).name)
+                self.cold = True
+            for child in self.children.values():
+                if child.process.is_alive():
+                    os.kill(child.process.pid, signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+        for _ in range(self.processes):
+            self._spawn()
+        self.state = "running"
+        while self.children:
+            self.loop_seen = time.monotonic()
+            self._step(timeout=0.2)
+            if not self.stopping and len(self.children) < self.processes:
+                if self._crash_delay:
+                    time.sleep(self._crash_delay)
+                self._spawn()
+                self.respawns += 1
+        self.state = "stopped"
+        return self.exit_code
+
+    def _step(self, timeout: float) -> None:
+        conns = {child.conn: child for child in self.children.values()}
+        sentinels = {child.process.sentinel: child for child in self.children.values()}
+        for ready in wait([*conns, *sentinels], timeout):
+            if ready in conns:
+                self._receive(conns[ready])
+        now = time.monotonic()
+        for child in list(self.children.values()):
+            if not child.process.is_alive():
+                self._reap(child)
+            else:
+                for task_id, (_, deadline) in list(child.current.items()):
+                    if deadline is not None and now > deadline:
+                        self._kill_for_timeout(child, task_id)
+                        break
+
+    def _receive(self, child: Child) -> None:
+        try:
+            while child.conn.poll():
+                message = child.conn.recv()
+                if message[0] == "start":
+                    _, task_id, attempt, timeout = message
+                    deadline = (
+                        None if timeout is None else time.monotonic() + timeout + TIMEOUT_GRACE
+                    )
+                    child.current[task_id] = (attempt, deadline)
+                elif message[0] == "end":
+                    child.current.pop(message[1], None)
+                    self.processed += 1
+        except (EOFError, OSError):
+            pass
+
+    def _kill_for_timeout(self, child: Child, task_id: str) -> None:
+        attempt, _ = child.current.pop(task_id)
+        logger.error(
+            "worker process %s overran the timeout of task %s by %ss: killing it",
+            child.worker_id,
+            task_id,
+            TIMEOUT_GRACE,
+        )
+        child.process.kill()
+        child.process.join(5)
+        self.killed_for_timeout += 1
+        self._record(
+            child,
+            task_id,
+            attempt,
+            TaskTimeout(
+                f"task ran past its timeout and did not stop within {TIMEOUT_GRACE:g}s more: its "
+                f"worker process {child.worker_id} was killed"
+            ),
+        )
+
+    def _reap(self, child: Child) -> None:
+        child.process.join()
+        self._receive(child)
+        code = child.process.exitcode
+        self.children.pop(child.process.pid, None)
+        for task_id, (attempt, _) in child.current.items():
+            self._record(
+                child,
+                task_id,
+                attempt,
+                WorkerLost(
+                    f"worker process {child.worker_id} died (exit code {code}) "
+                    "while running the task"
+                ),
+            )
+        child.current.clear()
+        lived = time.monotonic() - child.started
+        if code == 0:
+            self._crash_delay = 0.0
+            if not self.stopping:
+                logger.info(
+                    "worker process %s exited (max tasks reached); replacing it", child.worker_id
+                )
+            return
+        if self.stopping:
+            self.exit_code = 1
+        self._crash_delay = min(30.0, max(0.5, self._crash_delay * 2)) if lived < 2 else 0.0
+        logger.warning(
+            "worker process %s exited with code %s after %.1fs", child.worker_id, code, lived
+        )
+
+    def _record(self, child: Child, task_id: str, attempt: int, error: BaseException) -> None:
+        """Record the end of a child's attempt it could not record itself (fenced)."""
+        try:
+            rows = self.ops.c.run("get", {"id": task_id})
+            if not rows:
+                return
+            row = rows[0]
+            if row["status"] != "RUNNING" or row["worker_id"] != child.worker_id:
+                return
+            try:
+                task = task_for_row(row, self.ops.c)
+            except InvalidTask:
+                task = registry.placeholder(row["task_path"])
+            result = result_from_row(row, self.ops.c, self.backend, task=task)
+            if result.attempts != attempt:
+                return
+            outcome = record_failure(task, result, error)
+            if self.ops.complete(child.worker_id, [Finished(result, outcome)]):
+                announce_outcome(type(self.backend), result, outcome)
+                self.processed += 1
+                if outcome.status.value == "FAILED":
+                    self.failed += 1
+        except BackendUnavailable as exc:
+            logger.warning(
+                "could not record the lost attempt of %s (%s): its lease will "
+                "expire and the reaper will recover it",
+                task_id,
+                exc,
+            )

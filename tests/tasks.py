@@ -140,3 +140,42 @@ def pid() -> int:
 def not_a_task() -> str:
     """A plain function: workers must refuse to run it."""
     return "ran"
+
+
+@task(takes_context=True, retries=2, retry_backoff=0)
+def slow_first_attempt(context: TaskContext, seconds: float) -> int:
+    """Sleeps on its first attempt (long enough to be killed), returns at once afterwards."""
+    if context.attempt == 1:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+    return context.attempt
+
+
+@task
+def sleepy(seconds: float, name: str = "") -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+    RUN_LOG.append(name)
+    return name
+
+
+@task(retries=1, retry_backoff=0)
+def poison() -> None:
+    """Kills the process running it."""
+    os._exit(13)
+
+
+@task(timeout=0.5)
+def blocks_in_c(seconds: float) -> str:
+    """One long C call: a thread timeout cannot interrupt it, only killing the process can."""
+    time.sleep(seconds)
+    return "woke up"
+
+
+@task
+def touch(path: str) -> str:
+    with open(path, "a") as handle:
+        handle.write("ran\n")
+    return path

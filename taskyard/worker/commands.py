@@ -22,6 +22,7 @@ from taskyard.tasks.execution import utcnow
 from taskyard.worker.health import HealthServer
 from taskyard.worker.operations import MoveRefused, move_data, parse_duration, status_report
 from taskyard.worker.probes import WorkerHealth, health_check, monitoring
+from taskyard.worker.supervisor import Supervisor
 from taskyard.worker.worker import Worker, WorkerConfig, default_worker_id
 
 logger = logging.getLogger("taskyard.worker")
@@ -205,8 +206,6 @@ def run_worker(args: argparse.Namespace) -> int:
         print("taskyard worker: --processes must be >= 0", file=sys.stderr)
         return 2
     if args.processes:
-        from taskyard.worker.supervisor import Supervisor
-
         supervisor = Supervisor(
             backend, backends.settings(), list(args.imports), config, args.processes
         )
@@ -230,7 +229,7 @@ def _health(port: int | None, source: Any) -> HealthServer | None:
 
 
 class _SupervisorHealth:
-    def __init__(self, supervisor: Any) -> None:
+    def __init__(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
 
     def is_alive(self) -> bool:

@@ -99,6 +99,7 @@ class Supervisor:
         self.respawns = 0
         self.killed_for_timeout = 0
         self._crash_delay = 0.0
+        self._finished = 0  # children that ended a --burst run: not replaced
         self._context = multiprocessing.get_context("spawn")
         self.processed = 0
         self.failed = 0
@@ -145,7 +146,7 @@ class Supervisor:
         while self.children:
             self.loop_seen = time.monotonic()
             self._step(timeout=0.2)
-            if not self.stopping and len(self.children) < self.processes:
+            if not self.stopping and len(self.children) + self._finished < self.processes:
                 if self._crash_delay:
                     time.sleep(self._crash_delay)
                 self._spawn()
@@ -222,9 +223,13 @@ class Supervisor:
                 ),
             )
         child.current.clear()
+        self._hand_back(child)
         lived = time.monotonic() - child.started
         if code == 0:
             self._crash_delay = 0.0
+            if self.config.burst:
+                self._finished += 1
+                return
             if not self.stopping:
                 logger.info(
                     "worker process %s exited (max tasks reached); replacing it", child.worker_id
@@ -236,6 +241,20 @@ class Supervisor:
         logger.warning(
             "worker process %s exited with code %s after %.1fs", child.worker_id, code, lived
         )
+
+    def _hand_back(self, child: Child) -> None:
+        """A dead child's claimed-but-unstarted tasks go back to the queue at once."""
+        try:
+            held = self.ops.held_by(child.worker_id)
+            if held:
+                self.ops.release_unstarted(child.worker_id, held)
+                logger.info("handed back %d task(s) claimed by %s", len(held), child.worker_id)
+        except BackendUnavailable as exc:
+            logger.warning(
+                "could not hand back the tasks of %s (%s): their leases will expire",
+                child.worker_id,
+                exc,
+            )
 
     def _record(self, child: Child, task_id: str, attempt: int, error: BaseException) -> None:
         """Record the end of a child's attempt it could not record itself (fenced)."""

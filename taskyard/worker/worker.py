@@ -248,7 +248,7 @@ class Worker:
         backend, connector = self.backend, self.ops.c
         try:
             task = task_for_row(row, connector)
-            result = result_from_row(row, connector, backend, task=task)
+            result = result_from_row(row, connector, backend, task=task, strict=True)
         except Exception as exc:
             result = self._unrunnable(row, exc)
             self._record(result, Outcome(TaskResultStatus.FAILED, exception=exc), started=False)

@@ -88,14 +88,22 @@ def task_for_row(row: Row, connector: Connector) -> Task[Any, Any]:
     return dataclasses.replace(task, **changes) if changes else task
 
 
+def _describe(value: object) -> str:
+    if isinstance(value, ValueError):
+        return f"text that is not JSON ({value})"
+    return type(value).__name__
+
+
 def result_from_row(
     row: Row,
     connector: Connector,
     backend: Backend,
     task: Task[Any, Any] | None = None,
+    strict: bool = False,
 ) -> TaskResult[Any]:
     """A ``TaskResult`` for a row. ``task`` defaults to the row's task, or a placeholder
-    naming the path when it cannot be resolved in this process."""
+    naming the path when it cannot be resolved in this process. ``strict`` (for running the
+    task) raises ``InvalidTask`` on corrupt arguments instead of showing them empty."""
     if task is None:
         try:
             task = task_for_row(row, connector)
@@ -104,12 +112,17 @@ def result_from_row(
     parse_time = connector.parse_time
     parse_json = connector.parse_json
     errors = parse_json(row["errors"]) or []
-    args, kwargs = parse_json(row["args"]), parse_json(row["kwargs"])
+    try:
+        args, kwargs = parse_json(row["args"]), parse_json(row["kwargs"])
+    except ValueError as exc:
+        args = kwargs = exc
     if not isinstance(args, list) or not isinstance(kwargs, dict):
-        raise InvalidTask(
-            f"task row {row['id']} is corrupt: args must be a JSON array and kwargs a JSON "
-            f"object, found {type(args).__name__} and {type(kwargs).__name__}"
-        )
+        if strict:
+            raise InvalidTask(
+                f"task row {row['id']} is corrupt: args must be a JSON array and kwargs a JSON "
+                f"object, found {_describe(args)} and {_describe(kwargs)}"
+            )
+        args, kwargs = [], {}  # shown empty; the row keeps the raw text and errors say why
     return TaskResult(
         task=task,
         id=str(row["id"]),

@@ -177,6 +177,10 @@ class QueueOps:
             self.c.run("release_unstarted", {"ids": self.c.ids(ids), "worker_id": worker_id})
         )
 
+    def held_by(self, worker_id: str) -> list[str]:
+        """Ids of the tasks ``worker_id`` holds (running or claimed)."""
+        return [str(r["id"]) for r in self.c.run("held_by", {"worker_id": worker_id})]
+
     def abandon_running(self, worker_id: str, ids: Sequence[str], reason: str) -> int:
         """Give up running attempts (counted, with an error) so another worker runs them."""
         if not ids:

@@ -206,6 +206,9 @@ UPDATE taskyard_task SET
 WHERE id = ANY(%(ids)s::uuid[]) AND worker_id = %(worker_id)s AND status = 'RUNNING'
 RETURNING id, status, has_dependents, queue_name;
 
+-- name: held_by
+SELECT id FROM taskyard_task WHERE worker_id = %(worker_id)s AND status = 'RUNNING';
+
 -- name: set_progress
 UPDATE taskyard_task SET
     progress = %(progress)s::jsonb,

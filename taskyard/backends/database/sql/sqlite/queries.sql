@@ -157,6 +157,9 @@ UPDATE taskyard_task SET
 WHERE id IN (SELECT value FROM json_each(:ids)) AND worker_id = :worker_id AND status = 'RUNNING'
 RETURNING id, status, has_dependents, queue_name;
 
+-- name: held_by
+SELECT id FROM taskyard_task WHERE worker_id = :worker_id AND status = 'RUNNING';
+
 -- name: set_progress
 UPDATE taskyard_task SET
     progress = :progress,

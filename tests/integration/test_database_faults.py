@@ -1,0 +1,291 @@
+"""Fault tests of the Database backend and ``taskyard worker``, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import taskyard
+from taskyard import BackendUnavailable, TaskLimitError, TaskResultStatus
+from taskyard.backends.database import DatabaseBackend
+from taskyard.backends.database.rows import result_from_row
+from taskyard.backends.database.worker_ops import Finished, QueueOps
+from taskyard.tasks.execution import execute
+from taskyard.worker.worker import Worker, WorkerConfig
+from tests import tasks
+from tests.integration.conftest import WorkerProcess, status_of, wait_for
+
+S = TaskResultStatus
+
+
+def burst(db: DatabaseBackend, **changes: Any) -> Worker:
+    config = WorkerConfig(
+        queues=None, threads=2, burst=True, interval=0.05, lease=5, handle_signals=False
+    )
+    for key, value in changes.items():
+        setattr(config, key, value)
+    worker = Worker(db, config)
+    worker.run()
+    return worker
+
+
+def test_sigkill_mid_task_runs_again_within_the_lease(
+    db: DatabaseBackend, worker_process: Callable[..., WorkerProcess]
+) -> None:
+    result = tasks.slow_first_attempt.enqueue(60)
+    first = worker_process("--lease", "2", "--threads", "1")
+    wait_for(lambda: status_of(result) == "RUNNING", what="the first attempt to start")
+    first.kill()
+    killed_at = time.monotonic()
+    second = worker_process("--lease", "2", "--threads", "1")
+    wait_for(lambda: status_of(result) == "SUCCESSFUL", timeout=20, what="the retry")
+    reclaimed_after = time.monotonic() - killed_at
+    assert reclaimed_after < 2 * 2 + 3  # lease expiry + one maintenance period + start-up
+    assert result.attempts == 2
+    assert result.return_value == 2
+    assert result.errors[0].exception_class_path == "taskyard.exceptions.WorkerLost"
+    assert "stopped renewing its lease" in result.errors[0].traceback
+    second.signal(signal.SIGTERM)
+    assert second.wait() == 0
+
+
+def test_warm_shutdown_finishes_running_and_hands_back_claimed(
+    db: DatabaseBackend, worker_process: Callable[..., WorkerProcess]
+) -> None:
+    results = [tasks.sleepy.enqueue(1.0, f"t{i}") for i in range(5)]
+    worker = worker_process("--threads", "1", "--batch-size", "5")
+    wait_for(lambda: any(status_of(r) == "RUNNING" for r in results), what="a task to start")
+    time.sleep(0.2)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0, worker.output()
+    statuses = [status_of(r) for r in results]
+    assert statuses.count("SUCCESSFUL") >= 1
+    handed_back = [r for r in results if r.status is S.READY]
+    assert handed_back and all(r.attempts == 0 and r.worker_ids == [] for r in handed_back)
+    assert "handed back" in worker.output()
+    burst(db)
+    assert all(status_of(r) == "SUCCESSFUL" for r in results)
+
+
+def test_cold_shutdown_gives_up_running_tasks_and_exits_non_zero(
+    db: DatabaseBackend, worker_process: Callable[..., WorkerProcess]
+) -> None:
+    results = [tasks.sleepy.using(retries=1).enqueue(5.0, f"t{i}") for i in range(3)]
+    worker = worker_process("--threads", "1", "--batch-size", "3")
+    wait_for(lambda: any(status_of(r) == "RUNNING" for r in results), what="a task to start")
+    worker.signal(signal.SIGTERM)
+    time.sleep(0.3)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() != 0
+    for r in results:
+        assert status_of(r) == "READY"
+    abandoned = [r for r in results if r.attempts == 1]
+    assert len(abandoned) == 1
+    assert "cold" in abandoned[0].errors[-1].traceback
+    assert sum(1 for r in results if r.attempts == 0) == 2
+
+
+def test_poison_task_fails_after_its_attempts_and_the_supervisor_survives(
+    db: DatabaseBackend, worker_process: Callable[..., WorkerProcess]
+) -> None:
+    poisoned = tasks.poison.enqueue()
+    fine = tasks.add.using(priority=-10).enqueue(1, 1)
+    worker = worker_process("--processes", "1", "--burst")
+    assert worker.wait(60) == 0, worker.output()
+    assert status_of(poisoned) == "FAILED"
+    assert poisoned.attempts == 2
+    assert all(e.exception_class_path == "taskyard.exceptions.WorkerLost" for e in poisoned.errors)
+    assert "exit code 13" in poisoned.errors[-1].traceback
+    assert status_of(fine) == "SUCCESSFUL"
+
+
+@pytest.mark.slow
+def test_process_mode_kills_a_task_that_ignores_its_timeout(
+    db: DatabaseBackend, worker_process: Callable[..., WorkerProcess]
+) -> None:
+    stuck = tasks.blocks_in_c.enqueue(30)
+    worker = worker_process("--processes", "1", "--burst")
+    assert worker.wait(60) == 0, worker.output()
+    assert status_of(stuck) == "FAILED"
+    assert stuck.errors[-1].exception_class_path == "taskyard.exceptions.TaskTimeout"
+    assert "was killed" in stuck.errors[-1].traceback
+
+
+def test_rows_naming_non_tasks_fail_without_running(db: DatabaseBackend, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    evil = tasks.echo.enqueue(f"touch {marker}")
+    missing = tasks.echo.enqueue()
+    corrupt = tasks.echo.enqueue()
+    plain = tasks.not_a_task.__module__ + ".not_a_task"
+    fine = tasks.add.enqueue(2, 2)
+    c = db.connector
+    sql_id = "%(id)s" if c.dialect == "postgresql" else ":id"
+    for result, path in [(evil, "os.system"), (missing, "no_such_module.task"), (corrupt, plain)]:
+        c.run_script("") if False else None
+        c.connection().execute(
+            f"UPDATE taskyard_task SET task_path = '{path}' WHERE id = {sql_id}", {"id": result.id}
+        )
+    bad_args = "'\"a string\"'" if c.dialect == "postgresql" else "'not json at all'"
+    c.connection().execute(
+        f"UPDATE taskyard_task SET args = {bad_args}, task_path = 'tests.tasks.echo' "
+        f"WHERE id = {sql_id}",
+        {"id": corrupt.id},
+    )
+    worker = burst(db)
+    assert not marker.exists()
+    assert status_of(evil) == "FAILED" and "'os.system' is a" in evil.errors[-1].traceback
+    assert status_of(missing) == "FAILED"
+    assert "cannot import module 'no_such_module'" in missing.errors[-1].traceback
+    assert status_of(corrupt) == "FAILED"
+    assert status_of(fine) == "SUCCESSFUL"
+    assert worker.failed == 3
+
+
+def test_unreachable_database_at_enqueue_raises(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    for url in [
+        "postgresql://postgres@127.0.0.1:1/test?connect_timeout=2",
+        f"sqlite:///{tmp_path}/file/queue.db",
+    ]:
+        taskyard.configure(
+            {
+                "default": {
+                    "BACKEND": "taskyard.backends.database.DatabaseBackend",
+                    "OPTIONS": {"URL": url.split("?")[0], "AUTO_MIGRATE": False},
+                }
+            }
+        )
+        with pytest.raises(BackendUnavailable):
+            tasks.add.enqueue(1, 2)
+
+
+def test_two_workers_never_run_the_same_attempt(db: DatabaseBackend) -> None:
+    results = taskyard.enqueue_many(tasks.record.prepare(f"n{i}") for i in range(400))
+    workers = [
+        threading.Thread(target=burst, args=(db,), kwargs={"worker_id": f"w{i}", "batch_size": 7})
+        for i in range(3)
+    ]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(60)
+    assert sorted(tasks.RUN_LOG) == sorted(f"n{i}" for i in range(400))
+    for r in results[:20]:
+        assert status_of(r) == "SUCCESSFUL" and r.attempts == 1
+
+
+def test_limit_is_atomic_under_concurrent_enqueuers(db: DatabaseBackend) -> None:
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def enqueue() -> None:
+        barrier.wait()
+        try:
+            tasks.unique_job.enqueue("x")
+            outcomes.append("ok")
+        except TaskLimitError:
+            outcomes.append("limit")
+
+    threads = [threading.Thread(target=enqueue) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == ["limit"] * 7 + ["ok"]
+
+
+def test_reaped_attempt_cannot_overwrite_the_next_one(db: DatabaseBackend) -> None:
+    ops = QueueOps(db)
+    result = tasks.add.using(retries=2).enqueue(1, 1)
+    [row] = ops.claim("old-worker", None, 1, 0.05, {})
+    time.sleep(0.1)
+    assert [r["status"] for r in ops.reap_expired()] == ["READY"]
+    [again] = ops.claim("new-worker", None, 1, 30, {})
+    assert again["attempts"] == 2
+    stale = result_from_row(row, db.connector, db)
+    outcome = execute(
+        stale.task, stale, worker_id="old-worker", sender=DatabaseBackend, claimed=True
+    )
+    assert ops.complete("old-worker", [Finished(stale, outcome)]) == set()
+    result.refresh()
+    assert result.status is S.RUNNING and result.worker_ids == ["old-worker", "new-worker"]
+
+
+def test_expired_lease_with_no_attempts_left_fails(db: DatabaseBackend) -> None:
+    ops = QueueOps(db)
+    result = tasks.add.enqueue(1, 1)
+    ops.claim("gone", None, 1, 0.05, {})
+    time.sleep(0.1)
+    ops.reap_expired()
+    assert status_of(result) == "FAILED"
+    assert result.errors[-1].exception_class_path == "taskyard.exceptions.WorkerLost"
+
+
+def test_qualified_tasks_go_only_to_qualifying_workers(db: DatabaseBackend) -> None:
+    eu = tasks.record.using(qualifiers={"region": "eu"}).enqueue("eu")
+    anywhere = tasks.record.enqueue("anywhere")
+    burst(db, qualifiers={"region": "us"})
+    assert status_of(eu) == "READY" and status_of(anywhere) == "SUCCESSFUL"
+    burst(db, qualifiers={"region": "eu", "tier": "gold"})
+    assert status_of(eu) == "SUCCESSFUL"
+
+
+def test_worker_survives_a_killed_database_connection(db: DatabaseBackend) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("pg_terminate_backend is PostgreSQL's")
+    import psycopg
+
+    worker = Worker(
+        db,
+        WorkerConfig(
+            queues=None,
+            threads=2,
+            interval=0.05,
+            lease=5,
+            handle_signals=False,
+            worker_id="survivor",
+        ),
+    )
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        first = [tasks.add.enqueue(i, i) for i in range(20)]
+        wait_for(lambda: all(status_of(r) == "SUCCESSFUL" for r in first), what="first batch")
+        with psycopg.connect(db.url, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name LIKE 'taskyard%' AND pid <> pg_backend_pid()"
+            ).fetchall()
+        assert killed
+        second = [tasks.add.enqueue(i, 1) for i in range(20)]
+        wait_for(
+            lambda: all(status_of(r) == "SUCCESSFUL" for r in second),
+            timeout=30,
+            what="work after the connections were killed",
+        )
+    finally:
+        worker.stop()
+        thread.join(15)
+
+
+def test_idle_worker_wakes_on_notification(db: DatabaseBackend) -> None:
+    worker = Worker(
+        db, WorkerConfig(queues=None, threads=1, interval=30, lease=5, handle_signals=False)
+    )
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        started = time.monotonic()
+        result = tasks.add.enqueue(1, 2)
+        wait_for(lambda: status_of(result) == "SUCCESSFUL", timeout=10, what="the task")
+        assert time.monotonic() - started < 2  # far below the 30 s poll interval
+    finally:
+        worker.stop()
+        thread.join(15)

@@ -24,7 +24,7 @@ $(VENV)/.dev-installed: $(BIN)/python pyproject.toml
 
 ## demo: run the quickstart end to end
 demo: $(VENV)/.demo-installed
-	$(BIN)/python -m examples.quickstart
+	$(BIN)/python -m examples.demo
 
 ## test: run the test-suite (exit code 5, "no tests collected", counts as success)
 test: $(VENV)/.dev-installed

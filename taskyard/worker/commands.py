@@ -18,6 +18,7 @@ from taskyard.backends.database.migrate import migrate
 from taskyard.backends.database.worker_ops import QueueOps
 from taskyard.command import Command
 from taskyard.config import backends, parse_url
+from taskyard.exceptions import InvalidTask
 from taskyard.tasks.execution import utcnow
 from taskyard.worker.health import HealthServer
 from taskyard.worker.operations import MoveRefused, move_data, parse_duration, status_report
@@ -146,6 +147,11 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="this worker claims tasks whose qualifiers it meets (repeatable)",
     )
+    parser.add_argument(
+        "--with-cron",
+        action="store_true",
+        help="also run the cron scheduler in this process (see docs/cron.md)",
+    )
     for flag, (dest, env, _) in FLAGSMITH_ALIASES.items():
         parser.add_argument(
             f"--{flag}",
@@ -196,6 +202,23 @@ def worker_config(args: argparse.Namespace, backend_queues: frozenset[str]) -> W
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    cron = None
+    if getattr(args, "with_cron", False):
+        from taskyard.cron.commands import start_background
+
+        try:
+            cron = start_background()
+        except InvalidTask as exc:
+            print(f"taskyard worker --with-cron: {exc}", file=sys.stderr)
+            return 2
+    try:
+        return _run_worker(args)
+    finally:
+        if cron is not None:
+            cron.stop()
+
+
+def _run_worker(args: argparse.Namespace) -> int:
     backend = database_backend(args.backend)
     try:
         config = worker_config(args, backend.queues)

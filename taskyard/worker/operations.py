@@ -68,7 +68,23 @@ def status_report(ops: QueueOps) -> str:
             f"threads={w['threads']:<3} processed={w['processed']:<8} failed={w['failed']:<6} "
             f"seen {_age(w['seen_ago'])} ago"
         )
+    lines.extend(_paused_schedules(ops))
     return "\n".join(lines)
+
+
+def _paused_schedules(ops: QueueOps) -> list[str]:
+    """Lines for the cron schedules paused in this database (schema 2 and later)."""
+    if ops.backend.schema_status()[0] < 2:
+        return []
+    rows = ops.c.run_retrying("cron_paused", {})
+    if not rows:
+        return []
+    lines = ["", f"cron: {len(rows)} schedule(s) paused (resume: taskyard cron --resume NAME)"]
+    for row in rows:
+        since = ops.c.parse_time(row["paused_at"])
+        when = f"{since:%Y-%m-%d %H:%M:%S} UTC" if since is not None else "?"
+        lines.append(f"  {row['schedule']:<32} PAUSED since {when}: {row['reason']}")
+    return lines
 
 
 # -- moving data between databases -----------------------------------------------------------------

@@ -78,7 +78,9 @@ class Worker:
         self._on_end = on_end
         self._cond = threading.Condition()
         self._buffer: deque[Row] = deque()
-        self._running: dict[str, Running] = {}
+        # every task taken from the buffer, from the moment it is taken (None until its
+        # result is built) until its outcome is queued for recording
+        self._running: dict[str, Running | None] = {}
         self._finished: list[Finished] = []
         self._hint = False
         self._stop_claiming = threading.Event()
@@ -113,7 +115,7 @@ class Worker:
 
     def running_results(self) -> list[TaskResult[Any]]:
         with self._cond:
-            return [r.result for r in self._running.values()]
+            return [r.result for r in self._running.values() if r is not None]
 
     @property
     def stopping(self) -> bool:
@@ -241,6 +243,7 @@ class Worker:
                 if self._done.is_set() or self._cold.is_set():
                     return
                 row = self._buffer.popleft()
+                self._running[str(row["id"])] = None
                 self.started_count += 1
             self._run_one(row)
 
@@ -251,7 +254,7 @@ class Worker:
             result = result_from_row(row, connector, backend, task=task, strict=True)
         except Exception as exc:
             result = self._unrunnable(row, exc)
-            self._record(result, Outcome(TaskResultStatus.FAILED, exception=exc), started=False)
+            self._record(result, Outcome(TaskResultStatus.FAILED, exception=exc))
             return
         with self._cond:
             self._running[result.id] = Running(result, time.monotonic())
@@ -268,7 +271,7 @@ class Worker:
         )
         if self._on_end is not None:
             self._on_end(result)
-        self._record(result, outcome, started=True)
+        self._record(result, outcome)
 
     def _unrunnable(self, row: Row, exc: Exception) -> TaskResult[Any]:
         """A FAILED result for a row that cannot run (no such task, corrupt data)."""
@@ -291,10 +294,9 @@ class Worker:
         fail_without_running(result, exc)
         return result
 
-    def _record(self, result: TaskResult[Any], outcome: Outcome, started: bool) -> None:
+    def _record(self, result: TaskResult[Any], outcome: Outcome) -> None:
         with self._cond:
-            if started:
-                self._running.pop(result.id, None)
+            self._running.pop(result.id, None)
             self._finished.append(Finished(result, outcome))
             self.processed += 1
             if outcome.status is TaskResultStatus.FAILED:

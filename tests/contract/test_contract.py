@@ -277,6 +277,10 @@ def test_hooks_fire_in_order(harness: Harness) -> None:
         hook.connect(receiver)
     try:
         harness.wait(tasks.add.enqueue(1, 2))
+        # A result may read as finished a moment before the worker has run the finished hook.
+        deadline = time.monotonic() + 5
+        while len(seen) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         for hook, receiver in zip(hooks, receivers, strict=True):
             hook.disconnect(receiver)

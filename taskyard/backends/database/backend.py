@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from taskyard.backends.base import Backend, Option, positive
@@ -92,6 +92,7 @@ class DatabaseBackend(Backend):
         self._connector: Connector | None = None
         self._schema_checked = False
         self._lock = threading.Lock()
+        self._static: dict[int, tuple[Task[Any, Any], dict[str, Any]]] = {}
 
     # -- the store ------------------------------------------------------------------------------
 
@@ -152,22 +153,20 @@ class DatabaseBackend(Backend):
 
     # -- enqueue -----------------------------------------------------------------------------------
 
-    def _insert_params(self, task: Task[Any, Any], result: TaskResult[Any]) -> dict[str, Any]:
-        c = self.connector
+    def _task_params(self, task: Task[Any, Any]) -> dict[str, Any]:
+        """The insert parameters that depend only on the task (cached on the backend)."""
+        cached = self._static.get(id(task))
+        if cached is not None and cached[0] is task:
+            return cached[1]
         qualifiers = dict(task.qualifiers) if task.qualifiers else None
-        return {
-            "id": result.id,
+        static = {
             "task_path": task.module_path,
             "queue_name": task.queue_name,
             "priority": task.priority,
             "status": "READY",
             "backend": self.alias,
-            "args": dumps(result.args),
-            "kwargs": dumps(result.kwargs),
             "options": dumps(task_overrides(task)),
-            "enqueued_at": c.time(result.enqueued_at),
-            "enqueued_by": result.enqueued_by,
-            "run_after": c.time(task.run_after),
+            "run_after": self.connector.time(task.run_after),
             "finished_at": None,
             "max_attempts": task.retries + 1,
             "depends_on": task.depends_on,
@@ -176,6 +175,19 @@ class DatabaseBackend(Backend):
             "qualifiers": dumps(qualifiers),
             "errors": "[]",
         }
+        if len(self._static) > 256:
+            self._static.clear()
+        self._static[id(task)] = (task, static)
+        return static
+
+    def _insert_params(self, task: Task[Any, Any], result: TaskResult[Any]) -> dict[str, Any]:
+        params = dict(self._task_params(task))
+        params["id"] = result.id
+        params["args"] = dumps(result.args) if result.args else "[]"
+        params["kwargs"] = dumps(result.kwargs) if result.kwargs else "{}"
+        params["enqueued_at"] = self.connector.time(result.enqueued_at)
+        params["enqueued_by"] = result.enqueued_by
+        return params
 
     def enqueue(
         self, task: Task[Any, Any], args: Sequence[Any], kwargs: Mapping[str, Any]
@@ -189,6 +201,33 @@ class DatabaseBackend(Backend):
             with self.connector.transaction():
                 self._admit(task, result, params)
                 self.connector.run("insert", params)
+        announce_enqueued(type(self), result)
+        return result
+
+    def enqueue_claimed(
+        self,
+        task: Task[Any, Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        claim: Callable[[Connector, str], bool],
+    ) -> TaskResult[Any] | None:
+        """Enqueue ``task`` only if ``claim(connector, result_id)`` returns True, atomically.
+
+        ``claim`` runs first, inside the same transaction as the insert (the cron scheduler
+        records its claim on a tick there): either both are committed or neither is. Returns
+        ``None``, inserting nothing, when ``claim`` returns False. Never retried on a fresh
+        connection: a lost connection raises ``BackendUnavailable`` and the caller retries.
+        """
+        self.validate_task(task)
+        result = self.new_result(task, args, kwargs)
+        params = self._insert_params(task, result)
+        c = self.connector
+        with c.transaction():
+            if not claim(c, result.id):
+                return None
+            if task.depends_on is not None or task.limit is not None:
+                self._admit(task, result, params)
+            c.run("insert", params)
         announce_enqueued(type(self), result)
         return result
 

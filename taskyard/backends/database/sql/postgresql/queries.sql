@@ -21,13 +21,14 @@ SELECT pg_notify('taskyard', queue_name) FROM inserted
 WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= now();
 
 -- name: insert_many
--- Many tasks in one statement (arrays of equal length); one notification per queue.
+-- Many tasks in one statement (arrays of equal length, sent in binary); one notification
+-- per queue.
 WITH rows AS (
     SELECT * FROM unnest(
-        %(id)s::uuid[], %(task_path)s::text[], %(queue_name)s::text[], %(priority)s::int[],
-        %(backend)s::text[], %(args)s::text[], %(kwargs)s::text[], %(options)s::text[],
-        %(enqueued_at)s::timestamptz[], %(enqueued_by)s::text[], %(run_after)s::timestamptz[],
-        %(max_attempts)s::int[], %(limit_key)s::text[], %(qualifiers)s::text[])
+        %(id)b::uuid[], %(task_path)b::text[], %(queue_name)b::text[], %(priority)b::int[],
+        %(backend)b::text[], %(args)b::text[], %(kwargs)b::text[], %(options)b::text[],
+        %(enqueued_at)b::timestamptz[], %(enqueued_by)b::text[], %(run_after)b::timestamptz[],
+        %(max_attempts)b::int[], %(limit_key)b::text[], %(qualifiers)b::text[])
         AS r(id, task_path, queue_name, priority, backend, args, kwargs, options, enqueued_at,
              enqueued_by, run_after, max_attempts, limit_key, qualifiers)
 ), inserted AS (
@@ -340,3 +341,51 @@ SELECT now() AS now;
 
 -- name: ping
 SELECT 1 AS ok;
+
+-- Cron schedules (schema 0002). A claim and the task it enqueues share one transaction.
+
+-- name: cron_claim
+INSERT INTO taskyard_cron_tick (schedule, tick, task_id, outcome, claimed_at, claimed_by)
+VALUES (%(schedule)s, %(tick)s, %(task_id)s, %(outcome)s, %(now)s, %(owner)s)
+ON CONFLICT (schedule, tick) DO NOTHING
+RETURNING schedule;
+
+-- name: cron_last_ticks
+SELECT schedule, max(tick) AS tick FROM taskyard_cron_tick
+WHERE schedule = ANY(%(names)s) GROUP BY schedule;
+
+-- name: cron_states
+SELECT schedule, paused, paused_at, reason, failures, resumed_at FROM taskyard_cron_state
+WHERE schedule = ANY(%(names)s);
+
+-- name: cron_paused
+SELECT schedule, paused, paused_at, reason, failures, resumed_at FROM taskyard_cron_state
+WHERE paused ORDER BY schedule;
+
+-- name: cron_recent
+SELECT task_id FROM taskyard_cron_tick
+WHERE schedule = %(schedule)s AND task_id IS NOT NULL
+  AND (%(since)s::timestamptz IS NULL OR tick > %(since)s::timestamptz)
+ORDER BY tick DESC LIMIT %(limit)s;
+
+-- name: cron_pause
+-- Returns a row only for the caller that paused it (not when it was paused already).
+INSERT INTO taskyard_cron_state (schedule, paused, paused_at, reason, failures)
+VALUES (%(schedule)s, true, %(now)s, %(reason)s, %(failures)s)
+ON CONFLICT (schedule) DO UPDATE SET
+    paused = true, paused_at = EXCLUDED.paused_at, reason = EXCLUDED.reason,
+    failures = EXCLUDED.failures
+WHERE NOT taskyard_cron_state.paused
+RETURNING schedule;
+
+-- name: cron_resume
+UPDATE taskyard_cron_state SET paused = false, resumed_at = %(now)s, failures = 0
+WHERE schedule = %(schedule)s AND paused
+RETURNING schedule;
+
+-- name: cron_prune
+-- Claims older than :before, except each schedule's newest (it anchors missed-tick handling).
+DELETE FROM taskyard_cron_tick AS t
+WHERE t.tick < %(before)s
+  AND EXISTS (SELECT 1 FROM taskyard_cron_tick AS n WHERE n.schedule = t.schedule AND n.tick > t.tick)
+RETURNING schedule;

@@ -286,3 +286,50 @@ SELECT :now AS now;
 
 -- name: ping
 SELECT 1 AS ok;
+
+-- Cron schedules (schema 0002). A claim and the task it enqueues share one transaction.
+
+-- name: cron_claim
+INSERT INTO taskyard_cron_tick (schedule, tick, task_id, outcome, claimed_at, claimed_by)
+VALUES (:schedule, :tick, :task_id, :outcome, :now, :owner)
+ON CONFLICT (schedule, tick) DO NOTHING
+RETURNING schedule;
+
+-- name: cron_last_ticks
+SELECT schedule, max(tick) AS tick FROM taskyard_cron_tick
+WHERE schedule IN (SELECT value FROM json_each(:names)) GROUP BY schedule;
+
+-- name: cron_states
+SELECT schedule, paused, paused_at, reason, failures, resumed_at FROM taskyard_cron_state
+WHERE schedule IN (SELECT value FROM json_each(:names));
+
+-- name: cron_paused
+SELECT schedule, paused, paused_at, reason, failures, resumed_at FROM taskyard_cron_state
+WHERE paused ORDER BY schedule;
+
+-- name: cron_recent
+SELECT task_id FROM taskyard_cron_tick
+WHERE schedule = :schedule AND task_id IS NOT NULL AND (:since IS NULL OR tick > :since)
+ORDER BY tick DESC LIMIT :limit;
+
+-- name: cron_pause
+-- Returns a row only for the caller that paused it (not when it was paused already).
+INSERT INTO taskyard_cron_state (schedule, paused, paused_at, reason, failures)
+VALUES (:schedule, 1, :now, :reason, :failures)
+ON CONFLICT (schedule) DO UPDATE SET
+    paused = 1, paused_at = excluded.paused_at, reason = excluded.reason,
+    failures = excluded.failures
+WHERE NOT taskyard_cron_state.paused
+RETURNING schedule;
+
+-- name: cron_resume
+UPDATE taskyard_cron_state SET paused = 0, resumed_at = :now, failures = 0
+WHERE schedule = :schedule AND paused
+RETURNING schedule;
+
+-- name: cron_prune
+-- Claims older than :before, except each schedule's newest (it anchors missed-tick handling).
+DELETE FROM taskyard_cron_tick AS t
+WHERE t.tick < :before
+  AND EXISTS (SELECT 1 FROM taskyard_cron_tick AS n WHERE n.schedule = t.schedule AND n.tick > t.tick)
+RETURNING schedule;

@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PY312 ?= $(shell for p in python3.13 python3.12 $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3; do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 
-.PHONY: demo test lint check bench bench-core clean
+.PHONY: demo test test-django-postgres test-django6 print-py312 lint check bench bench-core bench-db bench-redis clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("taskyard needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -26,9 +26,34 @@ $(VENV)/.dev-installed: $(BIN)/python pyproject.toml
 demo: $(VENV)/.demo-installed
 	$(BIN)/python -m examples.demo
 
-## test: run the test-suite (exit code 5, "no tests collected", counts as success)
+# pytest's exit code 5 ("no tests collected") counts as success.
+PYTEST_OK = rc=$$?; [ $$rc -eq 5 ] && rc=0; [ $$rc -eq 0 ] || exit $$rc
+DJANGO_TESTS = tests/django --ds=tests.django.settings -p pytest_django
+
+## test: run the test-suite: the core and backends, then the Django integration
 test: $(VENV)/.dev-installed
-	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+	$(BIN)/python -m pytest --ignore=tests/django $(PYTEST_ARGS); $(PYTEST_OK)
+	$(BIN)/python -m pytest $(DJANGO_TESTS) $(PYTEST_ARGS); $(PYTEST_OK)
+
+## test-django-postgres: the Django tests again with the project database on PostgreSQL
+test-django-postgres: $(VENV)/.dev-installed
+	TASKYARD_DJANGO_DB=postgres $(BIN)/python -m pytest $(DJANGO_TESTS); $(PYTEST_OK)
+
+VENV312 ?= .venv-py312
+
+print-py312:
+	@echo $(PY312)
+
+$(VENV312)/.installed: pyproject.toml
+	@test -n "$(PY312)" || { echo "no Python >= 3.12 found for the Django 6 leg"; exit 1; }
+	$(PY312) -m venv $(VENV312)
+	$(VENV312)/bin/pip install --quiet --disable-pip-version-check -e '.[django,postgres,redis,cron,metrics,test]' 'django>=6,<7'
+	touch $@
+
+## test-django6: the Django tests on Python >= 3.12 with Django 6 (SQLite, then PostgreSQL)
+test-django6: $(VENV312)/.installed
+	$(VENV312)/bin/python -m pytest $(DJANGO_TESTS); $(PYTEST_OK)
+	TASKYARD_DJANGO_DB=postgres $(VENV312)/bin/python -m pytest $(DJANGO_TESTS); $(PYTEST_OK)
 
 ## lint: mypy --strict on taskyard/ and ruff
 lint: $(VENV)/.dev-installed
@@ -43,7 +68,8 @@ BENCH_VENV312 ?= .venv-bench312
 
 $(BENCH_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -e . 'django>=5.2,<6' 'django-tasks>=0.9'
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[postgres]' \
+		'django>=5.2,<6' 'django-tasks>=0.9' 'django-tasks-db>=0.13'
 	touch $@
 
 $(BENCH_VENV312)/.installed: pyproject.toml
@@ -58,7 +84,24 @@ bench-core: $(BENCH_VENV)/.installed $(BENCH_VENV312)/.installed
 	$(BENCH_VENV)/bin/python bench/bench_core.py $(BENCH_ARGS) \
 		$$( [ -f $(BENCH_VENV312)/.installed ] && echo --peer-python $(BENCH_VENV312)/bin/python )
 
-bench: bench-core
+## bench-db: the Database backend (PostgreSQL, SQLite) beside django-tasks-db's db_worker
+bench-db: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/bench_database.py $(BENCH_ARGS)
+
+BENCH_REDIS_VENV ?= .venv-bench-redis
+
+$(BENCH_REDIS_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BENCH_REDIS_VENV)
+	$(BENCH_REDIS_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[redis]' \
+		'django>=5.2,<6' 'django-tasks>=0.12' django-tasks-rq
+	touch $@
+
+## bench-redis: the Redis backend and taskyard rqworker beside plain rq and django-tasks-rq
+## (starts a private redis-server; BENCH_REDIS_ARGS="--url redis://..." to use another)
+bench-redis: $(BENCH_REDIS_VENV)/.installed
+	$(BENCH_REDIS_VENV)/bin/python bench/bench_redis.py $(BENCH_REDIS_ARGS)
+
+bench: bench-core bench-db bench-redis
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(BENCH_VENV312) .pytest_cache .mypy_cache .ruff_cache taskyard.egg-info
+	rm -rf $(VENV) $(VENV312) $(BENCH_VENV) $(BENCH_VENV312) $(BENCH_REDIS_VENV) .pytest_cache .mypy_cache .ruff_cache taskyard.egg-info

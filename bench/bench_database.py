@@ -32,7 +32,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import Figure, machine, print_table  # noqa: E402
 
-PG_URL = os.environ.get("TASKYARD_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.get(
+    "TASKYARD_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/taskyard_bench"
+)
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
@@ -42,6 +44,18 @@ def _pg(sql: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         cursor = conn.execute(sql)
         return cursor.fetchall() if cursor.description else []
+
+
+def ensure_database() -> None:
+    """Create the benchmark's own database (so it never touches the tests' one)."""
+    import psycopg
+    from psycopg import sql
+
+    name = PG_URL.rsplit("/", 1)[1].split("?")[0]
+    admin = PG_URL.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def _xacts() -> int:
@@ -85,6 +99,10 @@ def _fill(n: int) -> None:
         taskyard.enqueue_many(noop.prepare() for _ in range(min(5000, n - start)))
 
 
+PREFILLED = "bench.prefilled_history"
+_MEASURED = f"task_path <> '{PREFILLED}'"
+
+
 def _span(backend: Any) -> tuple[int, float]:
     """(finished tasks, seconds from the first start to the last finish)."""
     if backend.dialect == "postgresql":
@@ -106,10 +124,12 @@ def _span(backend: Any) -> tuple[int, float]:
     return int(row["n"]), (end - start).total_seconds()
 
 
-def taskyard_drain(url: str, n: int, threads: int, batch: int, finished_rows: int = 0) -> float:
-    backend = _reset_taskyard(url)
-    if finished_rows:
-        _prefill_finished(finished_rows)
+def taskyard_drain(url: str, n: int, threads: int, batch: int, keep_history: bool = False) -> float:
+    if keep_history:  # keep the prefilled finished rows, drop the previous run's
+        backend = _configure(url)
+        _pg(f"DELETE FROM taskyard_task WHERE {_MEASURED}")
+    else:
+        backend = _reset_taskyard(url)
     _fill(n)
     worker = subprocess.run(
         [
@@ -144,7 +164,7 @@ def taskyard_drain(url: str, n: int, threads: int, batch: int, finished_rows: in
 def _prefill_finished(rows: int) -> None:
     _pg(f"""INSERT INTO taskyard_task (id, task_path, queue_name, priority, status, backend,
             enqueued_at, available_at, started_at, finished_at, attempts, max_attempts)
-         SELECT gen_random_uuid(), 'bench.core_tasks.noop_function', 'default', 0, 'SUCCESSFUL',
+         SELECT gen_random_uuid(), '{PREFILLED}', 'default', 0, 'SUCCESSFUL',
                 'default', now() - interval '1 day', now() - interval '1 day',
                 now() - interval '1 day', now() - interval '1 day', 1, 1
          FROM generate_series(1, {rows})""")
@@ -313,6 +333,7 @@ def main() -> int:
     import logging
 
     logging.disable(logging.WARNING)
+    ensure_database()
     tmp = Path(tempfile.mkdtemp(prefix="taskyard-bench-"))
     sqlite_url = f"sqlite:///{tmp}/bench.sqlite3"
     figures: list[Figure] = []
@@ -337,11 +358,11 @@ def main() -> int:
         big = f"Drain {args.n:,} tasks with {args.finished_rows:,} finished rows in the table"
         empty = Figure(big, "taskyard PostgreSQL, empty table", "tasks/s", list(pg.runs))
         full = Figure(big, f"taskyard PostgreSQL, {args.finished_rows:,} finished rows", "tasks/s")
+        _reset_taskyard(PG_URL)
+        _prefill_finished(args.finished_rows)
         for _ in range(args.repeats):
             full.runs.append(
-                taskyard_drain(
-                    PG_URL, args.n, args.threads, args.batch_size, finished_rows=args.finished_rows
-                )
+                taskyard_drain(PG_URL, args.n, args.threads, args.batch_size, keep_history=True)
             )
         figures += [empty, full]
 

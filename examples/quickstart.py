@@ -4,49 +4,17 @@
     TASKYARD_URL=immediate: python -m examples.quickstart
 
 One task succeeds, one fails twice and then succeeds on its third attempt, one fails for good,
-one reports progress, and one is cancelled before it runs.
+one reports progress, and one is cancelled before it runs (tasks from examples/demo_tasks.py).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 from datetime import timedelta
 
 import taskyard
-from taskyard import TaskContext, task
-
-
-@task
-def add(a: int, b: int) -> int:
-    return a + b
-
-
-@task(takes_context=True, retries=3, retry_backoff=0.05)
-def flaky_fetch(context: TaskContext, url: str) -> str:
-    """Fails on its first two attempts (as a flaky network call would), then succeeds."""
-    if context.attempt < 3:
-        raise ConnectionError(f"{url}: connection reset (attempt {context.attempt})")
-    return f"fetched {url} on attempt {context.attempt}"
-
-
-@task(retries=1, retry_backoff=0.05)
-def divide(a: float, b: float) -> float:
-    return a / b
-
-
-@task(takes_context=True)
-def resize_images(context: TaskContext, count: int) -> int:
-    for done in range(1, count + 1):
-        time.sleep(0.02)
-        context.set_progress(done, count, f"image {done} of {count}")
-    return count
-
-
-@task
-def send_reminder(user: str) -> str:
-    return f"reminded {user}"
+from examples.demo_tasks import add, divide, flaky_fetch, resize_images, send_report
 
 
 def main() -> int:
@@ -62,9 +30,9 @@ def main() -> int:
         "resize_images(10)": resize_images.enqueue(10),
     }
     if backend.supports_defer:
-        later = send_reminder.using(run_after=timedelta(hours=1)).enqueue("ada")
+        later = send_report.using(run_after=timedelta(hours=1)).enqueue(0)
         later.cancel()
-        results["send_reminder (cancelled)"] = later
+        results["send_report (cancelled)"] = later
 
     for result in results.values():
         result.wait(timeout=30)

@@ -49,15 +49,19 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def apply_common_arguments(args: argparse.Namespace) -> None:
-    """Configure logging and backends from the common arguments."""
+def apply_common_arguments(args: argparse.Namespace, configured: bool = False) -> None:
+    """Configure logging and backends from the common arguments.
+
+    ``configured=True`` (the Django integration) keeps the existing configuration unless
+    ``--settings`` or ``--url`` is given.
+    """
     logging.basicConfig(
         level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if args.settings or args.url:
         configure(settings_module=args.settings, url=args.url)
-    else:
+    elif not configured:
         configure()
     import importlib
 
@@ -111,7 +115,11 @@ register(
 
 
 #: Modules whose ``COMMANDS`` lists add sub-commands.
-COMMAND_MODULES: tuple[str, ...] = ("taskyard.worker.commands",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "taskyard.worker.commands",
+    "taskyard.backends.redis.command",
+    "taskyard.cron.commands",
+)
 
 
 def _load_commands() -> None:
@@ -123,10 +131,10 @@ def _load_commands() -> None:
             register(command)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "taskyard") -> argparse.ArgumentParser:
     _load_commands()
     parser = argparse.ArgumentParser(
-        prog="taskyard", description="taskyard: background tasks, workers and operations"
+        prog=prog, description="taskyard: background tasks, workers and operations"
     )
     parser.add_argument("--version", action="version", version=f"taskyard {taskyard.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -139,12 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run a ``taskyard`` command; return its exit status."""
-    parser = build_parser()
+def main(
+    argv: Sequence[str] | None = None, configured: bool = False, prog: str = "taskyard"
+) -> int:
+    """Run a ``taskyard`` command; return its exit status.
+
+    ``configured=True`` runs with the configuration already in place (Django's settings).
+    """
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
-        apply_common_arguments(args)
+        apply_common_arguments(args, configured)
         command: Command = args._command
         return command.run(args)
     except taskyard.InvalidTaskBackend as exc:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import importlib
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -129,6 +129,9 @@ class BackendHandler:
         self._built: dict[str, Backend] = {}
         self.settings_source = "default"
         self.settings_module: str | None = None
+        #: called instead of reading the environment when nothing is configured yet (the
+        #: Django integration sets it to configure from ``settings.TASKS``)
+        self.configure_default: Callable[[], None] | None = None
 
     # -- configuring ----------------------------------------------------------------------------
 
@@ -138,9 +141,12 @@ class BackendHandler:
         *,
         url: str | None = None,
         settings_module: str | None = None,
+        require_default: bool = True,
     ) -> None:
         """Replace the configuration (see the module docstring). Backends built before are
-        closed. With no arguments, re-read the environment."""
+        closed. With no arguments, re-read the environment. ``require_default=False`` (for
+        integrations whose default alias is another library's) accepts settings without a
+        ``default`` alias."""
         source = "configure()"
         module_name = settings_module
         if settings is None:
@@ -158,7 +164,7 @@ class BackendHandler:
             else:
                 settings = {DEFAULT_ALIAS: parse_url(DEFAULT_SQLITE_URL)}
                 source = "default (SQLite file taskyard.sqlite3)"
-        entries = self._check(settings)
+        entries = self._check(settings, require_default)
         if url is not None:
             entry = parse_url(url)
             entries[DEFAULT_ALIAS] = self._check_entry(DEFAULT_ALIAS, entry)
@@ -173,13 +179,13 @@ class BackendHandler:
             backend.close()
 
     def _check(
-        self, settings: Mapping[str, Any]
+        self, settings: Mapping[str, Any], require_default: bool = True
     ) -> dict[str, tuple[type[Backend], dict[str, Any]]]:
         if not isinstance(settings, Mapping):
             raise InvalidTaskBackend(
                 f"task settings must be a dict of alias -> entry, got {type(settings).__name__}"
             )
-        if DEFAULT_ALIAS not in settings:
+        if require_default and DEFAULT_ALIAS not in settings:
             raise InvalidTaskBackend(
                 f"task settings need a {DEFAULT_ALIAS!r} alias; got {sorted(settings)}"
             )
@@ -210,7 +216,7 @@ class BackendHandler:
             return built
         with self._lock:
             if self._entries is None:
-                self.configure()
+                self._configure_lazily()
             assert self._entries is not None
             built = self._built.get(alias)
             if built is not None:
@@ -229,10 +235,16 @@ class BackendHandler:
     def __contains__(self, alias: object) -> bool:
         return alias in self.aliases()
 
+    def _configure_lazily(self) -> None:
+        if self.configure_default is not None:
+            self.configure_default()
+        else:
+            self.configure()
+
     def aliases(self) -> list[str]:
         with self._lock:
             if self._entries is None:
-                self.configure()
+                self._configure_lazily()
             assert self._entries is not None
             return list(self._entries)
 

@@ -179,3 +179,13 @@ def touch(path: str) -> str:
     with open(path, "a") as handle:
         handle.write("ran\n")
     return path
+
+
+@task(takes_context=True)
+def enqueue_dependent_on_self(context: TaskContext) -> str:
+    """Enqueues a task depending on this running one (Immediate must refuse: it cannot wait)."""
+    try:
+        record.using(depends_on=context.task_result.id).enqueue("child")
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "enqueued"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -16,6 +18,19 @@ from taskyard.tasks.serialization import normalize_arguments
 from taskyard.tasks.task import DEFAULT_QUEUE_NAME, PreparedCall, Task
 
 _PARAM_KEYS = ("BACKEND", "QUEUES", "OPTIONS")
+
+_preassigned_id: ContextVar[str | None] = ContextVar("taskyard_preassigned_id", default=None)
+
+
+@contextmanager
+def preassigned_result_id(result_id: str) -> Iterator[None]:
+    """Inside the block, the next result created gets ``result_id`` (used to hand a caller its
+    result id before the task is actually enqueued, e.g. on transaction commit)."""
+    token = _preassigned_id.set(result_id)
+    try:
+        yield
+    finally:
+        _preassigned_id.reset(token)
 
 
 @dataclass(frozen=True)
@@ -207,7 +222,7 @@ class Backend(ABC):
             norm_args, norm_kwargs = normalize_arguments(args, kwargs, task.module_path)
         return TaskResult(
             task=task,
-            id=new_id(),
+            id=_preassigned_id.get() or new_id(),
             status=TaskResultStatus.READY,
             args=norm_args,
             kwargs=norm_kwargs,

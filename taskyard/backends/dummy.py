@@ -16,7 +16,7 @@ from typing import Any
 from taskyard.backends.memory import InMemoryBackend
 from taskyard.exceptions import TaskCancelled
 from taskyard.tasks.execution import announce_outcome, execute, record_failure, utcnow
-from taskyard.tasks.hooks import announce_enqueued, announce_finished
+from taskyard.tasks.hooks import announce_finished
 from taskyard.tasks.results import TaskResult, TaskResultStatus
 from taskyard.tasks.task import Task
 
@@ -59,14 +59,7 @@ class DummyBackend(InMemoryBackend):
     def enqueue(
         self, task: Task[Any, Any], args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> TaskResult[Any]:
-        self.validate_task(task)
-        result = self.new_result(task, args, kwargs)
-        with self._lock:
-            self._admit(result)
-        announce_enqueued(type(self), result)
-        if result.is_finished:
-            announce_finished(type(self), result)
-        return result
+        return self._accept(task, args, kwargs)[0]
 
     def cancel(self, result: TaskResult[Any]) -> bool:
         with self._lock:

@@ -8,9 +8,7 @@ from typing import Any
 
 from taskyard.backends.base import Option
 from taskyard.backends.memory import MAX_RESULTS, InMemoryBackend
-from taskyard.exceptions import InvalidTask
 from taskyard.tasks.execution import announce_outcome, execute
-from taskyard.tasks.hooks import announce_enqueued, announce_finished
 from taskyard.tasks.results import TaskResult, process_identity
 from taskyard.tasks.task import Task
 
@@ -42,22 +40,10 @@ class ImmediateBackend(InMemoryBackend):
     def enqueue(
         self, task: Task[Any, Any], args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> TaskResult[Any]:
-        self.validate_task(task)
-        result = self.new_result(task, args, kwargs)
-        with self._lock:
-            waiting_on = self._admit(result)
-            if waiting_on is not None:
-                self._results.pop(result.id, None)
-                self._release_limit(result)
-                raise InvalidTask(
-                    f"{task.module_path}: depends_on={waiting_on.id} has not finished, and the "
-                    f"Immediate backend {self.alias!r} runs tasks inline so it cannot wait"
-                )
-        sender = type(self)
-        announce_enqueued(sender, result)
+        result, _ = self._accept(task, args, kwargs, can_wait=False)
         if result.is_finished:  # cancelled by a failed dependency
-            announce_finished(sender, result)
             return result
+        sender = type(self)
         worker_id = process_identity()
         try:
             while True:

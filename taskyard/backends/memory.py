@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from taskyard.backends.base import Backend, Option, positive
 from taskyard.exceptions import InvalidTask, TaskLimitError, TaskResultDoesNotExist
+from taskyard.tasks.hooks import announce_enqueued, announce_finished
 from taskyard.tasks.results import FINISHED_STATUSES, TaskResult, TaskResultStatus
+from taskyard.tasks.task import Task
 
 MAX_RESULTS = Option(
     int,
@@ -61,6 +64,37 @@ class InMemoryBackend(Backend):
 
     async def aget_result(self, result_id: str) -> TaskResult[Any]:
         return self.get_result(result_id)
+
+    def _accept(
+        self,
+        task: Task[Any, Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        can_wait: bool = True,
+    ) -> tuple[TaskResult[Any], TaskResult[Any] | None]:
+        """Validate and admit a new result, and announce it.
+
+        Returns the result and the unfinished dependency it waits for, if any. A result that
+        a failed dependency cancelled at once comes back finished (and announced so).
+        """
+        self.validate_task(task)
+        result = self.new_result(task, args, kwargs)
+        with self._lock:
+            waiting = self._admit(result)
+            if waiting is not None and not can_wait:
+                self._results.pop(result.id, None)
+                self._waiting.get(waiting.id, []).remove(result)
+                self._unfinished -= 1
+                self._release_limit(result)
+                raise InvalidTask(
+                    f"{task.module_path}: depends_on={waiting.id} has not finished, and backend "
+                    f"{self.alias!r} ({type(self).__name__}) runs tasks inline so it cannot wait"
+                )
+        sender = type(self)
+        announce_enqueued(sender, result)
+        if result.is_finished:
+            announce_finished(sender, result)
+        return result, waiting
 
     # -- called with the lock held ----------------------------------------------------------
 

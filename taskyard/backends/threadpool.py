@@ -22,7 +22,7 @@ from taskyard.backends.base import Option, not_negative, positive
 from taskyard.backends.memory import MAX_RESULTS, InMemoryBackend
 from taskyard.exceptions import TaskCancelled
 from taskyard.tasks.execution import announce_outcome, execute, record_failure
-from taskyard.tasks.hooks import announce_enqueued, announce_finished
+from taskyard.tasks.hooks import announce_finished
 from taskyard.tasks.results import TaskResult, TaskResultStatus, process_identity
 from taskyard.tasks.task import Task
 
@@ -77,14 +77,8 @@ class ThreadPoolBackend(InMemoryBackend):
     def enqueue(
         self, task: Task[Any, Any], args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> TaskResult[Any]:
-        self.validate_task(task)
-        result = self.new_result(task, args, kwargs)
-        with self._lock:
-            waiting = self._admit(result)
-        sender = type(self)
-        announce_enqueued(sender, result)
+        result, waiting = self._accept(task, args, kwargs)
         if result.is_finished:
-            announce_finished(sender, result)
             return result
         if waiting is None:
             with self._lock:

@@ -9,6 +9,7 @@ other callable (``os.system``) is refused with ``TaskNotFound``; nothing is call
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -93,8 +94,14 @@ def resolve(module_path: str) -> Task[Any, Any]:
 
 
 def declared(module_path: str) -> Task[Any, Any] | None:
-    """The task declared under ``module_path`` in this process, if any (no import)."""
-    return _tasks.get(module_path)
+    """The task declared under ``module_path`` in this process, if any (imports nothing):
+    a taskyard task, or an adapted foreign task of a module already imported."""
+    found = _tasks.get(module_path)
+    if found is not None or not _adapters:
+        return found
+    module_name, _, attr = module_path.rpartition(".")
+    module = sys.modules.get(module_name)
+    return None if module is None else as_task(getattr(module, attr, None))
 
 
 def _unresolvable(*args: Any, **kwargs: Any) -> None:

@@ -22,7 +22,13 @@ from taskyard.exceptions import InvalidTask
 from taskyard.tasks.execution import utcnow
 from taskyard.worker.health import HealthServer
 from taskyard.worker.operations import MoveRefused, move_data, parse_duration, status_report
-from taskyard.worker.probes import WorkerHealth, health_check, monitoring
+from taskyard.worker.probes import (
+    Metrics,
+    WorkerHealth,
+    health_check,
+    monitoring,
+    queue_metrics,
+)
 from taskyard.worker.supervisor import Supervisor
 from taskyard.worker.worker import Worker, WorkerConfig, default_worker_id
 
@@ -198,6 +204,7 @@ def worker_config(args: argparse.Namespace, backend_queues: frozenset[str]) -> W
         shutdown_timeout=args.shutdown_timeout,
         max_tasks=args.max_tasks_per_process,
         qualifiers=dict(args.qualifier),
+        exclude_queues=list(getattr(args, "exclude_queues", None) or []),
     )
 
 
@@ -269,33 +276,24 @@ class _SupervisorHealth:
         data["processes"] = len(self.supervisor.children)
         return data
 
-    def metrics(self) -> dict[str, tuple[str, str, float | dict[str, float]]]:
-        stats = self.supervisor.ops.stats()
+    def metrics(self) -> Metrics:
+        supervisor = self.supervisor
         return {
-            "taskyard_tasks_waiting": (
-                "gauge",
-                "Tasks due and not started, per queue",
-                {q: s.waiting for q, s in stats.items()},
-            ),
-            "taskyard_tasks_running": (
-                "gauge",
-                "Tasks running, per queue",
-                {q: s.running for q, s in stats.items()},
-            ),
+            **queue_metrics(supervisor.ops.stats()),
             "taskyard_worker_processes": (
                 "gauge",
                 "Child worker processes",
-                len(self.supervisor.children),
+                len(supervisor.children),
             ),
             "taskyard_worker_respawns_total": (
                 "counter",
                 "Child processes replaced",
-                self.supervisor.respawns,
+                supervisor.respawns,
             ),
             "taskyard_worker_timeout_kills_total": (
                 "counter",
                 "Children killed for overrunning a timeout",
-                self.supervisor.killed_for_timeout,
+                supervisor.killed_for_timeout,
             ),
         }
 

@@ -62,6 +62,12 @@ class Maintenance:
             logger.warning("heartbeat failed: %s", exc)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self.worker.ops.c.thread_done()
+
+    def _loop(self) -> None:
         while not self._stop.wait(self.period):
             try:
                 self.tick()

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from taskyard.backends.database.backend import DatabaseBackend
-from taskyard.backends.database.worker_ops import QueueOps
+from taskyard.backends.database.worker_ops import QueueOps, QueueStats
 from taskyard.exceptions import BackendUnavailable, InvalidTaskBackend
 from taskyard.tasks.task import task
 
@@ -57,6 +57,35 @@ def monitoring(ops: QueueOps) -> dict[str, Any]:
             }
             for name, s in sorted(stats.items())
         },
+    }
+
+
+Metrics = dict[str, tuple[str, str, float | Mapping[str, float]]]
+
+
+def queue_metrics(stats: Mapping[str, QueueStats]) -> Metrics:
+    """Prometheus gauges of the queue, labelled by queue name."""
+    return {
+        "taskyard_tasks_waiting": (
+            "gauge",
+            "Tasks due and not started",
+            {q: s.waiting for q, s in stats.items()},
+        ),
+        "taskyard_tasks_running": (
+            "gauge",
+            "Tasks running",
+            {q: s.running for q, s in stats.items()},
+        ),
+        "taskyard_tasks_failed": (
+            "gauge",
+            "FAILED results kept",
+            {q: s.failed for q, s in stats.items()},
+        ),
+        "taskyard_oldest_waiting_seconds": (
+            "gauge",
+            "Age of the oldest due task",
+            {q: s.oldest_waiting_seconds or 0.0 for q, s in stats.items()},
+        ),
     }
 
 
@@ -136,28 +165,8 @@ class WorkerHealth:
 
     def metrics(self) -> Mapping[str, tuple[str, str, float | Mapping[str, float]]]:
         worker = self.worker
-        stats = worker.ops.stats()
         return {
-            "taskyard_tasks_waiting": (
-                "gauge",
-                "Tasks due and not started, per queue",
-                {q: s.waiting for q, s in stats.items()},
-            ),
-            "taskyard_tasks_running": (
-                "gauge",
-                "Tasks running, per queue",
-                {q: s.running for q, s in stats.items()},
-            ),
-            "taskyard_tasks_failed": (
-                "gauge",
-                "FAILED results kept, per queue",
-                {q: s.failed for q, s in stats.items()},
-            ),
-            "taskyard_oldest_waiting_seconds": (
-                "gauge",
-                "Age of the oldest due task, per queue",
-                {q: s.oldest_waiting_seconds or 0.0 for q, s in stats.items()},
-            ),
+            **queue_metrics(worker.ops.stats()),
             "taskyard_worker_processed_total": (
                 "counter",
                 "Attempts this worker finished",

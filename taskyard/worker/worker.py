@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taskyard.backends.database.backend import DatabaseBackend
+from taskyard.backends.database.claimed import open_claimed
 from taskyard.backends.database.connectors import Row
-from taskyard.backends.database.rows import result_from_row, task_for_row
 from taskyard.backends.database.worker_ops import Finished, QueueOps
 from taskyard.exceptions import BackendUnavailable
-from taskyard.tasks import registry
-from taskyard.tasks.execution import Outcome, announce_outcome, execute, fail_without_running
+from taskyard.tasks.execution import Outcome, announce_outcome, execute
 from taskyard.tasks.results import TaskResult, TaskResultStatus
 from taskyard.worker.control import DatabaseControl
 from taskyard.worker.maintenance import Maintenance
@@ -51,6 +50,7 @@ class WorkerConfig:
     shutdown_timeout: float = 30.0
     max_tasks: int | None = None
     qualifiers: dict[str, str] = field(default_factory=dict)
+    exclude_queues: Sequence[str] = ()
     handle_signals: bool = True
 
 
@@ -142,8 +142,8 @@ class Worker:
         ]
         for thread in threads:
             thread.start()
-        listener = threading.Thread(target=self._listen, name="taskyard-listen", daemon=True)
-        listener.start()
+        self._listener = threading.Thread(target=self._listen, name="taskyard-listen", daemon=True)
+        self._listener.start()
         self.maintenance.start()
         self.state = "running"
         try:
@@ -192,7 +192,12 @@ class Worker:
                 1, min(limit, self.config.max_tasks - self.started_count - len(self._buffer))
             )
         rows = self.ops.claim(
-            self.worker_id, self.config.queues, limit, self.config.lease, self.config.qualifiers
+            self.worker_id,
+            self.config.queues,
+            limit,
+            self.config.lease,
+            self.config.qualifiers,
+            self.config.exclude_queues,
         )
         if rows:
             with self._cond:
@@ -227,34 +232,37 @@ class Worker:
 
     def _listen(self) -> None:
         """Turn database notifications into wake-ups of the loop."""
-        while not self._done.is_set():
-            if self.ops.wait_for_work(1.0, self._done.is_set):
-                with self._cond:
-                    self._hint = True
-                    self._cond.notify_all()
+        try:
+            while not self._done.is_set():
+                if self.ops.wait_for_work(1.0, self._done.is_set):
+                    with self._cond:
+                        self._hint = True
+                        self._cond.notify_all()
+        finally:
+            self.ops.c.thread_done()
 
     # -- executing ---------------------------------------------------------------------------------
 
     def _execute_loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._buffer and not self._done.is_set():
-                    self._cond.wait()
-                if self._done.is_set() or self._cold.is_set():
-                    return
-                row = self._buffer.popleft()
-                self._running[str(row["id"])] = None
-                self.started_count += 1
-            self._run_one(row)
+        try:
+            while True:
+                with self._cond:
+                    while not self._buffer and not self._done.is_set():
+                        self._cond.wait()
+                    if self._done.is_set() or self._cold.is_set():
+                        return
+                    row = self._buffer.popleft()
+                    self._running[str(row["id"])] = None
+                    self.started_count += 1
+                self._run_one(row)
+        finally:
+            self.ops.c.thread_done()
 
     def _run_one(self, row: Row) -> None:
-        backend, connector = self.backend, self.ops.c
-        try:
-            task = task_for_row(row, connector)
-            result = result_from_row(row, connector, backend, task=task, strict=True)
-        except Exception as exc:
-            result = self._unrunnable(row, exc)
-            self._record(result, Outcome(TaskResultStatus.FAILED, exception=exc))
+        claimed = open_claimed(row, self.backend, self.worker_id)
+        task, result = claimed.task, claimed.result
+        if claimed.failed is not None or task is None:
+            self._record(result, claimed.failed or Outcome(TaskResultStatus.FAILED))
             return
         with self._cond:
             self._running[result.id] = Running(result, time.monotonic())
@@ -265,34 +273,13 @@ class Worker:
             task,
             result,
             worker_id=self.worker_id,
-            sender=type(backend),
+            sender=type(self.backend),
             control=control,
             claimed=True,
         )
         if self._on_end is not None:
             self._on_end(result)
         self._record(result, outcome)
-
-    def _unrunnable(self, row: Row, exc: Exception) -> TaskResult[Any]:
-        """A FAILED result for a row that cannot run (no such task, corrupt data)."""
-        logger.error("task %s (%s) cannot run: %s", row["id"], row["task_path"], exc)
-        try:
-            result = result_from_row(
-                row, self.ops.c, self.backend, task=registry.placeholder(row["task_path"])
-            )
-        except Exception:
-            result = TaskResult(
-                task=registry.placeholder(str(row["task_path"])),
-                id=str(row["id"]),
-                status=TaskResultStatus.RUNNING,
-                args=[],
-                kwargs={},
-                backend=self.backend.alias,
-                worker_ids=[self.worker_id] * int(row["attempts"]),
-                backend_obj=self.backend,
-            )
-        fail_without_running(result, exc)
-        return result
 
     def _record(self, result: TaskResult[Any], outcome: Outcome) -> None:
         with self._cond:
@@ -394,6 +381,7 @@ class Worker:
             self._cond.notify_all()
         self._flush()
         self.maintenance.stop()
+        self._listener.join(2.0)
         self.state = "stopped"
         logger.info(
             "worker %s stopped: %d processed (%d succeeded, %d failed)",

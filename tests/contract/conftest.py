@@ -25,7 +25,7 @@ from taskyard.config import backends
 from taskyard.tasks.results import TaskResult
 from tests import tasks
 
-BACKENDS = ["immediate", "dummy", "threadpool", "sqlite", "postgres"]
+BACKENDS = ["immediate", "dummy", "threadpool", "sqlite", "postgres", "redis", "redis_real"]
 
 
 class Harness:
@@ -135,3 +135,4 @@ def harness(request: pytest.FixtureRequest) -> Harness:
 
 # Backends defined in their own modules join here (pytest finds fixtures in this namespace).
 from tests.contract.database_harness import harness_postgres, harness_sqlite  # noqa: E402, F401
+from tests.contract.redis_harness import harness_redis, harness_redis_real  # noqa: E402, F401

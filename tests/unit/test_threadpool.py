@@ -66,11 +66,13 @@ def test_wait_times_out_with_a_clear_error() -> None:
 def test_interpreter_exit_warns_about_lost_tasks() -> None:
     script = textwrap.dedent(
         """
-        import threading, taskyard
+        import threading, time, taskyard
         from tests import tasks
         taskyard.configure(url="threadpool:?max_workers=1&shutdown_timeout=0.2")
         tasks.GATES["g"] = threading.Event()
-        tasks.gate.enqueue("g", 1.0)
+        gate = tasks.gate.enqueue("g", 1.0)
+        while gate.status != "RUNNING":
+            time.sleep(0.005)
         for i in range(7):
             tasks.add.enqueue(i, i)
         """
@@ -81,3 +83,11 @@ def test_interpreter_exit_warns_about_lost_tasks() -> None:
     assert done.returncode == 0, done.stderr
     assert "interpreter exiting with 7 pending task(s) that will never run" in done.stderr
     assert "1 running task(s) abandoned" in done.stderr
+
+
+def test_immediate_refuses_a_dependency_that_is_still_running() -> None:
+    taskyard.configure(url="immediate:")
+    result = tasks.enqueue_dependent_on_self.enqueue()
+    assert result.return_value.startswith("InvalidTask:")
+    assert "runs tasks inline so it cannot wait" in result.return_value
+    assert backends["default"].unfinished_count() == 0  # type: ignore[attr-defined]

@@ -88,7 +88,7 @@ class DatabaseBackend(Backend):
 
     def __init__(self, alias: str, params: Mapping[str, Any]) -> None:
         super().__init__(alias, params)
-        self.url: str = self.options["URL"]
+        self.url: str = self.options.get("URL", "")
         self._connector: Connector | None = None
         self._schema_checked = False
         self._lock = threading.Lock()

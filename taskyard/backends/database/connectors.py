@@ -105,6 +105,10 @@ class Connector(ABC):
     def close(self) -> None:
         self.drop_connection()
 
+    def thread_done(self) -> None:
+        """A thread that used this connector is about to end: close its connection."""
+        self.drop_connection()
+
     # -- running queries -------------------------------------------------------------------
 
     @abstractmethod
@@ -250,6 +254,8 @@ class SQLiteConnector(Connector):
     def parse_time(self, value: Any) -> datetime | None:
         if value is None:
             return None
+        if isinstance(value, datetime):  # Django's connection converts declared datetimes
+            return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
     def ids(self, ids: Sequence[str]) -> str:
@@ -263,7 +269,7 @@ class SQLiteConnector(Connector):
 
     def data_version(self) -> int:
         row = self.connection().execute("PRAGMA data_version").fetchone()
-        return int(row["data_version"])
+        return int(row["data_version"] if isinstance(row, dict) else row[0])
 
     def wait_for_notification(self, timeout: float, stop: Callable[[], bool]) -> bool:
         """Poll ``PRAGMA data_version`` (cheap: no disk read) until another connection commits."""
@@ -305,6 +311,7 @@ class PostgresConnector(Connector):
         super().__init__(url, options)
         self._connect_timeout = int(options.get("CONNECT_TIMEOUT", 5))
         self._listen_conn: Any = None
+        self._listen_owner: int | None = None
 
     def _connect(self) -> Any:
         psycopg = _psycopg()
@@ -380,6 +387,7 @@ class PostgresConnector(Connector):
                     application_name="taskyard-listen",
                 )
                 self._listen_conn.execute("LISTEN taskyard")
+                self._listen_owner = threading.get_ident()
             for _ in self._listen_conn.notifies(timeout=timeout, stop_after=1):
                 return True
             return False
@@ -388,6 +396,11 @@ class PostgresConnector(Connector):
             self.close_listener()
             time.sleep(min(timeout, 1.0))
             return False
+
+    def thread_done(self) -> None:
+        super().thread_done()
+        if self._listen_owner == threading.get_ident():
+            self.close_listener()
 
     def close_listener(self) -> None:
         conn, self._listen_conn = self._listen_conn, None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 
 from taskyard.backends.database.connectors import Connector, schema_files
-from taskyard.exceptions import InvalidTaskBackend
 
 logger = logging.getLogger("taskyard.backends.database")
 
@@ -18,11 +17,9 @@ VERSION_KEY = "schema_version"
 
 def current_version(connector: Connector) -> int:
     """The schema version recorded in the database (0 when taskyard's tables are missing)."""
-    try:
-        rows = connector.run("meta_get", {"key": VERSION_KEY})
-    except InvalidTaskBackend:
-        connector.drop_connection()  # PostgreSQL aborts the failed statement's session state
+    if not connector.run("meta_exists")[0]["present"]:
         return 0
+    rows = connector.run("meta_get", {"key": VERSION_KEY})
     return int(rows[0]["value"]) if rows else 0
 
 
@@ -31,8 +28,9 @@ def latest_version(dialect: str) -> int:
     return files[-1][0] if files else 0
 
 
-def migrate(connector: Connector) -> list[str]:
-    """Apply every schema file newer than the recorded version; return the files applied."""
+def migrate(connector: Connector, target: int | None = None) -> list[str]:
+    """Apply every schema file newer than the recorded version (up to ``target``, when given);
+    return the files applied."""
     applied: list[str] = []
     lock = connector.dialect == "postgresql"
     if lock:
@@ -40,7 +38,7 @@ def migrate(connector: Connector) -> list[str]:
     try:
         version = current_version(connector)
         for number, name, sql in schema_files(connector.dialect):
-            if number <= version:
+            if number <= version or (target is not None and number > target):
                 continue
             logger.info("applying %s to %s", name, connector.describe())
             if connector.dialect == "sqlite":

@@ -61,8 +61,10 @@ class QueueOps:
         limit: int,
         lease: float,
         qualifiers: Mapping[str, str],
+        excluded: Sequence[str] = (),
     ) -> list[Row]:
-        """Claim up to ``limit`` due tasks (higher priority first) for ``worker_id``."""
+        """Claim up to ``limit`` due tasks (higher priority first) for ``worker_id``, from
+        ``queues`` (None: any) except ``excluded``."""
         c = self.c
         params = {
             "worker_id": worker_id,
@@ -71,10 +73,12 @@ class QueueOps:
             "lease_until": self._until(lease),
             "now": self._now(),
             "qualifiers": dumps(dict(qualifiers)),
+            "any_queue": queues is None,
             "queues": c.text_list(list(queues or [])),
+            "excluded": c.text_list(list(excluded)),
         }
         with c.transaction():
-            rows = c.run("claim_any" if queues is None else "claim_queues", params)
+            rows = c.run("claim", params)
         if len(rows) > 1:
             rows.sort(key=lambda r: (-r["priority"], r["available_at"], str(r["id"])))
         return rows

@@ -1,4 +1,6 @@
 -- Named queries for the PostgreSQL store. Parameters use psycopg's %(name)s style.
+-- Times are statement_timestamp(), not now(): inside a long transaction (a Django TestCase)
+-- now() stands still.
 -- Each query follows a "-- name: <name>" line and ends at the next one.
 
 -- name: insert
@@ -11,14 +13,14 @@ WITH inserted AS (
     VALUES (
         %(id)s, %(task_path)s, %(queue_name)s, %(priority)s, %(status)s, %(backend)s,
         %(args)s::jsonb, %(kwargs)s::jsonb, %(options)s::jsonb, %(enqueued_at)s, %(enqueued_by)s,
-        %(run_after)s::timestamptz, COALESCE(%(run_after)s::timestamptz, now()), %(finished_at)s,
+        %(run_after)s::timestamptz, COALESCE(%(run_after)s::timestamptz, statement_timestamp()), %(finished_at)s,
         %(max_attempts)s, %(depends_on)s, %(waiting_on)s, %(limit_key)s,
         %(qualifiers)s::jsonb, %(errors)s::jsonb)
     ON CONFLICT (id) DO NOTHING
     RETURNING queue_name, status, available_at, waiting_on
 )
 SELECT pg_notify('taskyard', queue_name) FROM inserted
-WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= now();
+WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= statement_timestamp();
 
 -- name: insert_many
 -- Many tasks in one statement (arrays of equal length, sent in binary); one notification
@@ -36,14 +38,14 @@ WITH rows AS (
         id, task_path, queue_name, priority, status, backend, args, kwargs, options,
         enqueued_at, enqueued_by, run_after, available_at, max_attempts, limit_key, qualifiers)
     SELECT id, task_path, queue_name, priority, 'READY', backend, args::jsonb, kwargs::jsonb,
-           options::jsonb, enqueued_at, enqueued_by, run_after, COALESCE(run_after, now()),
+           options::jsonb, enqueued_at, enqueued_by, run_after, COALESCE(run_after, statement_timestamp()),
            max_attempts, limit_key, qualifiers::jsonb
     FROM rows
     ON CONFLICT (id) DO NOTHING
     RETURNING queue_name, available_at
 )
 SELECT pg_notify('taskyard', queue_name)
-FROM (SELECT DISTINCT queue_name FROM inserted WHERE available_at <= now()) AS due;
+FROM (SELECT DISTINCT queue_name FROM inserted WHERE available_at <= statement_timestamp()) AS due;
 
 -- name: mark_dependency
 -- Locks the dependency row until the enqueuing transaction commits, so its completion
@@ -57,10 +59,14 @@ SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0));
 SELECT count(*) AS pending FROM taskyard_task
 WHERE limit_key = %(key)s AND status IN ('READY', 'RUNNING');
 
--- name: claim_any
+-- name: claim
+-- Up to %(limit)s due tasks, higher priority first, from the worker's queues (any with
+-- any_queue), skipping rows other workers are claiming this instant.
 WITH picked AS (
     SELECT id FROM taskyard_task
-    WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= now()
+    WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= statement_timestamp()
+      AND (%(any_queue)s OR queue_name = ANY(%(queues)s::text[]))
+      AND NOT (queue_name = ANY(%(excluded)s::text[]))
       AND (qualifiers IS NULL OR qualifiers <@ %(qualifiers)s::jsonb)
     ORDER BY priority DESC, available_at, id
     LIMIT %(limit)s
@@ -70,30 +76,9 @@ UPDATE taskyard_task AS t SET
     status = 'RUNNING',
     attempts = t.attempts + 1,
     worker_id = %(worker_id)s::text,
-    lease_expires_at = now() + %(lease)s * interval '1 second',
-    started_at = COALESCE(t.started_at, now()),
-    last_attempted_at = now(),
-    worker_ids = t.worker_ids || jsonb_build_array(%(worker_id)s::text)
-FROM picked WHERE t.id = picked.id
-RETURNING t.*;
-
--- name: claim_queues
-WITH picked AS (
-    SELECT id FROM taskyard_task
-    WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= now()
-      AND queue_name = ANY(%(queues)s::text[])
-      AND (qualifiers IS NULL OR qualifiers <@ %(qualifiers)s::jsonb)
-    ORDER BY priority DESC, available_at, id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE taskyard_task AS t SET
-    status = 'RUNNING',
-    attempts = t.attempts + 1,
-    worker_id = %(worker_id)s::text,
-    lease_expires_at = now() + %(lease)s * interval '1 second',
-    started_at = COALESCE(t.started_at, now()),
-    last_attempted_at = now(),
+    lease_expires_at = statement_timestamp() + %(lease)s * interval '1 second',
+    started_at = COALESCE(t.started_at, statement_timestamp()),
+    last_attempted_at = statement_timestamp(),
     worker_ids = t.worker_ids || jsonb_build_array(%(worker_id)s::text)
 FROM picked WHERE t.id = picked.id
 RETURNING t.*;
@@ -137,7 +122,7 @@ WITH RECURSIVE doomed(id) AS (
 )
 UPDATE taskyard_task AS t SET
     status = 'CANCELLED',
-    finished_at = now(),
+    finished_at = statement_timestamp(),
     waiting_on = NULL,
     errors = t.errors || jsonb_build_array(jsonb_build_object(
         'exception_class_path', 'taskyard.exceptions.TaskCancelled',
@@ -158,15 +143,15 @@ SELECT DISTINCT d.id FROM taskyard_task AS t JOIN taskyard_task AS d ON t.waitin
 WHERE t.status = 'READY' AND d.status IN ('FAILED', 'CANCELLED');
 
 -- name: extend_leases
-UPDATE taskyard_task SET lease_expires_at = now() + %(lease)s * interval '1 second'
+UPDATE taskyard_task SET lease_expires_at = statement_timestamp() + %(lease)s * interval '1 second'
 WHERE id = ANY(%(ids)s::uuid[]) AND worker_id = %(worker_id)s AND status = 'RUNNING'
 RETURNING id, cancel_requested;
 
 -- name: reap_expired
 UPDATE taskyard_task SET
     status = CASE WHEN attempts < max_attempts THEN 'READY' ELSE 'FAILED' END,
-    finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE now() END,
-    available_at = now(),
+    finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE statement_timestamp() END,
+    available_at = statement_timestamp(),
     errors = errors || jsonb_build_array(jsonb_build_object(
         'exception_class_path', 'taskyard.exceptions.WorkerLost',
         'traceback', 'taskyard.exceptions.WorkerLost: worker ' || worker_id
@@ -176,7 +161,7 @@ UPDATE taskyard_task SET
     lease_expires_at = NULL
 WHERE id IN (
     SELECT id FROM taskyard_task
-    WHERE status = 'RUNNING' AND lease_expires_at < now()
+    WHERE status = 'RUNNING' AND lease_expires_at < statement_timestamp()
     LIMIT 1000 FOR UPDATE SKIP LOCKED)
 RETURNING id, status, has_dependents, queue_name;
 
@@ -197,8 +182,8 @@ RETURNING id, queue_name;
 -- Cold shutdown: running attempts are given up (counted, with an error) for another worker.
 UPDATE taskyard_task SET
     status = CASE WHEN attempts < max_attempts THEN 'READY' ELSE 'FAILED' END,
-    finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE now() END,
-    available_at = now(),
+    finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE statement_timestamp() END,
+    available_at = statement_timestamp(),
     errors = errors || jsonb_build_array(jsonb_build_object(
         'exception_class_path', 'taskyard.exceptions.WorkerLost',
         'traceback', 'taskyard.exceptions.WorkerLost: ' || %(reason)s::text)),
@@ -213,7 +198,7 @@ SELECT id FROM taskyard_task WHERE worker_id = %(worker_id)s AND status = 'RUNNI
 -- name: set_progress
 UPDATE taskyard_task SET
     progress = %(progress)s::jsonb,
-    lease_expires_at = GREATEST(lease_expires_at, now() + %(lease)s * interval '1 second')
+    lease_expires_at = GREATEST(lease_expires_at, statement_timestamp() + %(lease)s * interval '1 second')
 WHERE id = %(id)s AND worker_id = %(worker_id)s AND status = 'RUNNING'
 RETURNING cancel_requested;
 
@@ -223,7 +208,7 @@ SELECT * FROM taskyard_task WHERE id = %(id)s;
 -- name: cancel_ready
 UPDATE taskyard_task SET
     status = 'CANCELLED',
-    finished_at = now(),
+    finished_at = statement_timestamp(),
     waiting_on = NULL,
     errors = errors || jsonb_build_array(jsonb_build_object(
         'exception_class_path', 'taskyard.exceptions.TaskCancelled',
@@ -239,7 +224,7 @@ RETURNING id;
 -- name: retry_task
 -- Puts a finished (FAILED or CANCELLED) task back in the queue with fresh attempts.
 UPDATE taskyard_task SET
-    status = 'READY', finished_at = NULL, available_at = now(), cancel_requested = false,
+    status = 'READY', finished_at = NULL, available_at = statement_timestamp(), cancel_requested = false,
     max_attempts = attempts + %(attempts)s, waiting_on = NULL
 WHERE id = %(id)s AND status IN ('FAILED', 'CANCELLED')
 RETURNING id, queue_name;
@@ -250,10 +235,10 @@ DELETE FROM taskyard_task WHERE id = %(id)s AND status <> 'RUNNING' RETURNING id
 -- name: worker_upsert
 INSERT INTO taskyard_worker (worker_id, hostname, pid, queues, threads, state, started_at,
                              last_seen_at, processed, failed)
-VALUES (%(worker_id)s, %(hostname)s, %(pid)s, %(queues)s, %(threads)s, %(state)s, now(), now(),
+VALUES (%(worker_id)s, %(hostname)s, %(pid)s, %(queues)s, %(threads)s, %(state)s, statement_timestamp(), statement_timestamp(),
         %(processed)s, %(failed)s)
 ON CONFLICT (worker_id) DO UPDATE SET
-    state = EXCLUDED.state, last_seen_at = now(), processed = EXCLUDED.processed,
+    state = EXCLUDED.state, last_seen_at = statement_timestamp(), processed = EXCLUDED.processed,
     failed = EXCLUDED.failed, queues = EXCLUDED.queues, threads = EXCLUDED.threads;
 
 -- name: worker_delete
@@ -261,24 +246,24 @@ DELETE FROM taskyard_worker WHERE worker_id = %(worker_id)s;
 
 -- name: workers
 SELECT worker_id, hostname, pid, queues, threads, state, started_at, last_seen_at, processed,
-       failed, now() AS db_now
+       failed, statement_timestamp() AS db_now
 FROM taskyard_worker ORDER BY worker_id;
 
 -- name: forget_stale_workers
-DELETE FROM taskyard_worker WHERE last_seen_at < now() - %(seconds)s * interval '1 second';
+DELETE FROM taskyard_worker WHERE last_seen_at < statement_timestamp() - %(seconds)s * interval '1 second';
 
 -- name: counts
 SELECT queue_name, status, count(*) AS n FROM taskyard_task GROUP BY queue_name, status;
 
 -- name: pending_counts
 SELECT queue_name,
-       count(*) FILTER (WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= now())
+       count(*) FILTER (WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= statement_timestamp())
            AS waiting,
-       count(*) FILTER (WHERE status = 'READY' AND (waiting_on IS NOT NULL OR available_at > now()))
+       count(*) FILTER (WHERE status = 'READY' AND (waiting_on IS NOT NULL OR available_at > statement_timestamp()))
            AS scheduled,
        count(*) FILTER (WHERE status = 'RUNNING') AS running,
        min(available_at) FILTER (
-           WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= now())
+           WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= statement_timestamp())
            AS oldest_waiting_at
 FROM taskyard_task WHERE status IN ('READY', 'RUNNING') GROUP BY queue_name;
 
@@ -302,13 +287,16 @@ WHERE finished_at < %(before)s AND status = ANY(%(statuses)s::text[])
 SELECT count(*) AS n FROM taskyard_task;
 
 -- name: count_live_leases
-SELECT count(*) AS n FROM taskyard_task WHERE status = 'RUNNING' AND lease_expires_at > now();
+SELECT count(*) AS n FROM taskyard_task WHERE status = 'RUNNING' AND lease_expires_at > statement_timestamp();
 
 -- name: export_batch
 SELECT * FROM taskyard_task WHERE id > %(after)s ORDER BY id LIMIT %(batch)s;
 
 -- name: delete_ids
 DELETE FROM taskyard_task WHERE id = ANY(%(ids)s::uuid[]);
+
+-- name: meta_exists
+SELECT to_regclass('taskyard_meta') IS NOT NULL AS present;
 
 -- name: meta_get
 SELECT value FROM taskyard_meta WHERE key = %(key)s;
@@ -337,7 +325,7 @@ VALUES (
 ON CONFLICT (id) DO NOTHING;
 
 -- name: now
-SELECT now() AS now;
+SELECT statement_timestamp() AS now;
 
 -- name: ping
 SELECT 1 AS ok;

@@ -19,7 +19,7 @@ UPDATE taskyard_task SET has_dependents = 1 WHERE id = :id RETURNING id, status;
 SELECT count(*) AS pending FROM taskyard_task
 WHERE limit_key = :key AND status IN ('READY', 'RUNNING');
 
--- name: claim_any
+-- name: claim
 UPDATE taskyard_task SET
     status = 'RUNNING',
     attempts = attempts + 1,
@@ -31,26 +31,8 @@ UPDATE taskyard_task SET
 WHERE id IN (
     SELECT id FROM taskyard_task
     WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= :now
-      AND (qualifiers IS NULL OR NOT EXISTS (
-          SELECT 1 FROM json_each(taskyard_task.qualifiers) AS q
-          WHERE json_extract(:qualifiers, '$."' || q.key || '"') IS NOT q.value))
-    ORDER BY priority DESC, available_at, id
-    LIMIT :limit)
-RETURNING *;
-
--- name: claim_queues
-UPDATE taskyard_task SET
-    status = 'RUNNING',
-    attempts = attempts + 1,
-    worker_id = :worker_id,
-    lease_expires_at = :lease_until,
-    started_at = COALESCE(started_at, :now),
-    last_attempted_at = :now,
-    worker_ids = json_insert(worker_ids, '$[#]', :worker_id)
-WHERE id IN (
-    SELECT id FROM taskyard_task
-    WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= :now
-      AND queue_name IN (SELECT value FROM json_each(:queues))
+      AND (:any_queue OR queue_name IN (SELECT value FROM json_each(:queues)))
+      AND queue_name NOT IN (SELECT value FROM json_each(:excluded))
       AND (qualifiers IS NULL OR NOT EXISTS (
           SELECT 1 FROM json_each(taskyard_task.qualifiers) AS q
           WHERE json_extract(:qualifiers, '$."' || q.key || '"') IS NOT q.value))
@@ -270,6 +252,9 @@ VALUES (
     :worker_id, :lease_expires_at, :cancel_requested, :depends_on, :waiting_on,
     :has_dependents, :limit_key, :qualifiers)
 ON CONFLICT (id) DO NOTHING;
+
+-- name: meta_exists
+SELECT count(*) > 0 AS present FROM sqlite_master WHERE type = 'table' AND name = 'taskyard_meta';
 
 -- name: meta_get
 SELECT value FROM taskyard_meta WHERE key = :key;

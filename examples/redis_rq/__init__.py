@@ -1,0 +1,1 @@
+"""taskyard on Redis through rq: see README.md."""

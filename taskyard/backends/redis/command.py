@@ -1,0 +1,276 @@
+"""``taskyard rqworker [queues...]``: rq's worker, set up for taskyard jobs.
+
+The connection and the JSON serializer come from the Redis backend in the settings
+(``--backend ALIAS``, default ``default``); the queues default to that backend's ``QUEUES``.
+The worker is one of rq's classes (``--worker-class forking|simple|pool``) with taskyard's
+priority levels, reaper and job class (see ``taskyard.backends.redis.worker``), so rq's own
+tools (``rq info``, rq-dashboard) see ordinary rq workers and jobs.
+
+If Redis goes away under it, rq's loop backs off and reconnects; if rq gives up (a connection
+error in the middle of a job), the command starts a fresh worker once Redis answers again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+from taskyard.command import Command
+
+logger = logging.getLogger("taskyard.backends.redis")
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "queues",
+        nargs="*",
+        metavar="QUEUE",
+        help="queue names, in order of precedence after priority (default: the backend's QUEUES)",
+    )
+    parser.add_argument("--backend", default="default", help="alias of the Redis backend")
+    parser.add_argument(
+        "--worker-class",
+        choices=["forking", "simple", "pool"],
+        default="forking",
+        help="rq's Worker (a forked work horse per job), SimpleWorker (jobs run in the worker "
+        "process) or WorkerPool (--num-workers forking workers); default forking",
+    )
+    parser.add_argument(
+        "--num-workers", type=int, default=2, help="worker processes with --worker-class pool"
+    )
+    parser.add_argument(
+        "--with-scheduler",
+        action="store_true",
+        help="also run rq's scheduler (run_after, retry backoff); pool workers always do",
+    )
+    parser.add_argument("--burst", action="store_true", help="run what is due, then exit")
+    parser.add_argument("--max-jobs", type=int, default=None, help="exit after N jobs")
+    parser.add_argument(
+        "--name", default=None, help="worker name (default hostname:pid); its taskyard worker id"
+    )
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        default=None,
+        help="serve /health/liveness, /health/readiness, /processor/monitoring and /metrics",
+    )
+    parser.add_argument(
+        "--reap-interval",
+        type=float,
+        default=1.0,
+        help="seconds between passes that hand back attempts whose lease ran out (0: none)",
+    )
+    parser.add_argument(
+        "--maintenance-interval",
+        type=int,
+        default=600,
+        help="seconds between rq's own registry clean-ups (rq's default 600)",
+    )
+    parser.add_argument(
+        "--allow-rq-jobs",
+        action="store_true",
+        help="also run plain rq jobs found in these queues (default: only taskyard tasks)",
+    )
+
+
+def _fail(message: str) -> int:
+    print(f"taskyard rqworker: {message}", flush=True)
+    return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rq.job import Job
+
+    from taskyard.backends.redis.backend import RedisBackend
+    from taskyard.backends.redis.keys import bad_queue_name
+    from taskyard.backends.redis.worker import WORKER_CLASSES, TaskyardJob
+    from taskyard.config import backends
+
+    backend = backends[args.backend]
+    if not isinstance(backend, RedisBackend):
+        return _fail(
+            f"backend {args.backend!r} is {type(backend).__name__}, not the Redis backend "
+            "(use taskyard worker for the Database backend)"
+        )
+    queues = list(args.queues) or list(backends.settings()[args.backend]["QUEUES"]) or ["default"]
+    for queue in queues:
+        problem = bad_queue_name(queue)
+        if problem:
+            return _fail(problem)
+    if args.worker_class == "pool" and args.max_jobs is not None:
+        return _fail("--max-jobs cannot be combined with --worker-class pool")
+    job_class = Job if args.allow_rq_jobs else TaskyardJob
+    base = WORKER_CLASSES["simple" if args.worker_class == "simple" else "forking"]
+    worker_class: Any = type(
+        base.__name__, (base,), {"reap_interval": args.reap_interval, "__module__": base.__module__}
+    )
+    client = backend.new_client()
+    logger.info(
+        "taskyard rqworker: %s worker on %s, queues %s",
+        args.worker_class,
+        backend.describe_connection(),
+        ", ".join(queues),
+    )
+    if args.worker_class == "pool":
+        return _run_pool(args, client, queues, worker_class, job_class)
+    return _Supervisor(args, client, queues, worker_class, job_class).run()
+
+
+def _health_server(args: argparse.Namespace, source: Any) -> Any:
+    if args.health_port is None:
+        return None
+    from taskyard.worker.health import HealthServer
+
+    return HealthServer(source, args.health_port).start()
+
+
+def _run_pool(
+    args: argparse.Namespace, client: Any, queues: list[str], worker_class: Any, job_class: Any
+) -> int:
+    from rq.worker_pool import WorkerPool
+
+    from taskyard.backends.redis.health import RQHealth
+    from taskyard.backends.redis.serializer import JSONSerializer
+
+    pool = WorkerPool(
+        queues,
+        connection=client,
+        num_workers=args.num_workers,
+        worker_class=worker_class,
+        serializer=JSONSerializer,
+        job_class=job_class,
+    )
+    source = RQHealth(
+        client,
+        queues,
+        alive=lambda: pool.status == WorkerPool.Status.STARTED,
+        stopping=lambda: pool.status == WorkerPool.Status.STOPPED,
+        processes=lambda: pool.number_of_active_workers,
+    )
+    server = _health_server(args, source)
+    try:
+        pool.start(burst=args.burst, logging_level=args.log_level)
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
+
+
+class _Supervisor:
+    """Runs one rq worker in this process and starts a new one if rq's loop gives up."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        client: Any,
+        queues: list[str],
+        worker_class: Any,
+        job_class: Any,
+    ) -> None:
+        self.args = args
+        self.client = client
+        self.queues = queues
+        self.worker_class = worker_class
+        self.job_class = job_class
+        self.name = args.name or f"{socket.gethostname()}:{os.getpid()}"
+        self.worker: Any = None
+        self.running = threading.Event()
+        self.done = 0
+
+    def _stop_requested(self) -> bool:
+        worker = self.worker
+        return worker is not None and (
+            worker._stop_requested or worker._shutdown_requested_date is not None
+        )
+
+    def run(self) -> int:
+        from redis.exceptions import ConnectionError, TimeoutError
+
+        from taskyard.backends.redis.health import RQHealth
+        from taskyard.backends.redis.serializer import JSONSerializer
+
+        source = RQHealth(
+            self.client,
+            self.queues,
+            alive=self.running.is_set,
+            stopping=self._stop_requested,
+        )
+        server = _health_server(self.args, source)
+        backoff = 1.0
+        try:
+            while True:
+                left = None if self.args.max_jobs is None else self.args.max_jobs - self.done
+                if left is not None and left <= 0:
+                    return 0
+                self.worker = self.worker_class(
+                    self.queues,
+                    name=self.name,
+                    connection=self.client,
+                    serializer=JSONSerializer,
+                    job_class=self.job_class,
+                    maintenance_interval=self.args.maintenance_interval,
+                )
+                self.running.set()
+                started = time.monotonic()
+                try:
+                    self.worker.work(
+                        burst=self.args.burst,
+                        max_jobs=left,
+                        with_scheduler=self.args.with_scheduler,
+                        logging_level=self.args.log_level,
+                    )
+                    failure = None
+                except (ConnectionError, TimeoutError) as exc:
+                    failure = exc
+                finally:
+                    self.running.clear()
+                    self.done += self.worker.successful_job_count + self.worker.failed_job_count
+                if self._stop_requested() or (failure is None and self._finished()):
+                    return 0
+                logger.warning(
+                    "rq's worker loop stopped (%s); starting a new worker once Redis answers",
+                    failure or "see rq's log above",
+                )
+                if time.monotonic() - started < 10:
+                    time.sleep(backoff)  # failing fast: do not spin
+                    backoff = min(backoff * 2, 30.0)
+                else:
+                    backoff = 1.0
+                self._wait_for_redis()
+        finally:
+            if server is not None:
+                server.stop()
+
+    def _finished(self) -> bool:
+        """Did the worker end by design (burst done, --max-jobs reached)?"""
+        if self.args.burst:
+            return True
+        return self.args.max_jobs is not None and self.done >= self.args.max_jobs
+
+    def _wait_for_redis(self) -> None:
+        backoff = 1.0
+        while True:
+            try:
+                self.client.ping()
+                # The dead worker may not have registered its death: clear its keys.
+                self.client.delete(self.worker.key, self.worker.executions_key)
+                return
+            except Exception as exc:
+                logger.warning("Redis unreachable (%s); retrying in %.0fs", exc, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+
+COMMANDS = [
+    Command(
+        "rqworker",
+        "run an rq worker for the Redis backend (rq's worker, scheduler and job format)",
+        _add_arguments,
+        _run,
+    )
+]

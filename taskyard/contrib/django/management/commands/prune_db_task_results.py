@@ -1,0 +1,66 @@
+"""``manage.py prune_db_task_results``: django-tasks-db's flags, taskyard's prune."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+class Command(BaseCommand):
+    help = "Prune finished database task results (taskyard)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--backend", default="default")
+        parser.add_argument(
+            "--queue-name",
+            default="default",
+            help="queues to prune, comma-separated, or * (default: default)",
+        )
+        parser.add_argument("--min-age-days", type=_positive, default=14)
+        parser.add_argument(
+            "--failed-min-age-days",
+            type=_positive,
+            default=None,
+            help="age of FAILED results to prune (default: --min-age-days)",
+        )
+        parser.add_argument("--dry-run", action="store_true")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from taskyard.backends.database.backend import database_backend
+        from taskyard.backends.database.worker_ops import QueueOps
+        from taskyard.contrib.django.settings import ensure_configured
+        from taskyard.exceptions import InvalidTaskBackend
+        from taskyard.tasks.execution import utcnow
+
+        ensure_configured()
+        try:
+            ops = QueueOps(database_backend(options["backend"]))
+        except InvalidTaskBackend as exc:
+            raise CommandError(str(exc)) from exc
+        queue = options["queue_name"].strip()
+        queues = None if queue == "*" else [q.strip() for q in queue.split(",") if q.strip()]
+        failed_days = options["failed_min_age_days"]
+        if failed_days is None:
+            failed_days = options["min_age_days"]
+        now = utcnow()
+        for statuses, days in (
+            (["SUCCESSFUL", "CANCELLED"], options["min_age_days"]),
+            (["FAILED"], failed_days),
+        ):
+            count = ops.prune(
+                now - timedelta(days=days), statuses, queues, 1000, options["dry_run"]
+            )
+            verb = "Would delete" if options["dry_run"] else "Deleted"
+            self.stdout.write(
+                f"{verb} {count} {'/'.join(statuses)} task result(s) older than {days} day(s)"
+            )

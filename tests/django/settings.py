@@ -1,0 +1,87 @@
+"""Settings of the Django test project (SQLite by default, PostgreSQL with
+TASKYARD_DJANGO_DB=postgres)."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+import django
+
+SECRET_KEY = "taskyard-tests"
+DEBUG = False
+USE_TZ = True
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "tests.django.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+STATIC_URL = "/static/"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "taskyard.contrib.django",
+    "tests.django.testapp",
+]
+if django.VERSION < (6, 0):
+    INSTALLED_APPS.insert(0, "django_tasks")
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+if os.environ.get("TASKYARD_DJANGO_DB") == "postgres":
+    _url = urlsplit(
+        os.environ.get("TASKYARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    )
+    _pg = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": _url.path.lstrip("/"),
+        "USER": _url.username or "postgres",
+        "PASSWORD": _url.password or "",
+        "HOST": _url.hostname,
+        "PORT": _url.port or 5432,
+    }
+    DATABASES = {
+        "default": {**_pg, "TEST": {"NAME": "taskyard_django_test"}},
+        "queue2": {**_pg, "TEST": {"NAME": "taskyard_django_test_q2"}},
+    }
+else:
+    DATABASES = {
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+        "queue2": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+    }
+
+TASKS = {
+    "default": {
+        "BACKEND": "taskyard.contrib.django.backends.DatabaseBackend",
+        "QUEUES": ["default", "emails"],
+    },
+    "dummy": {"BACKEND": "taskyard.contrib.django.backends.DummyBackend", "QUEUES": []},
+    "immediate": {"BACKEND": "taskyard.contrib.django.backends.ImmediateBackend", "QUEUES": []},
+    "threadpool": {
+        "BACKEND": "taskyard.contrib.django.backends.ThreadPoolBackend",
+        "QUEUES": [],
+        "OPTIONS": {"MAX_WORKERS": 2},
+    },
+}

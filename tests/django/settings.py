@@ -28,6 +28,17 @@ INSTALLED_APPS = [
 ]
 if django.VERSION < (6, 0):
     INSTALLED_APPS.insert(0, "django_tasks")
+try:  # django-rq's rqworker runs taskyard's Redis tasks (tests/django/test_redis.py)
+    import django_rq  # noqa: F401
+
+    INSTALLED_APPS.append("django_rq")
+except ImportError:
+    pass
+
+REDIS_URL = os.environ.get("TASKYARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+RQ_QUEUES = {"default": {"URL": REDIS_URL}, "emails": {"URL": REDIS_URL}}
+# The only setting django-rq needs: its rqworker then runs taskyard's jobs, with no flag.
+RQ = {"WORKER_CLASS": "taskyard.backends.redis.worker.TaskyardSimpleWorker"}
 
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

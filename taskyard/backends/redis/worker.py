@@ -168,7 +168,9 @@ class PriorityLevelsMixin:
         self._taskyard_names: list[str] = []
         self._taskyard_read_at = -1e9
         self._taskyard_reaper: Reaper | None = None
-        kwargs.setdefault("serializer", JSONSerializer)
+        # taskyard writes JSON jobs: launchers that pass rq's default (pickle) serializer, as
+        # django-rq's rqworker always does, still get JSON here.
+        kwargs["serializer"] = JSONSerializer
         super().__init__(self._taskyard_bases, *args, **kwargs)  # type: ignore[call-arg]
 
     @property

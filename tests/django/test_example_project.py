@@ -65,15 +65,9 @@ def test_production_commands_from_the_readme(env: dict[str, str]) -> None:
     assert "emails" in status and "1" in status
     queued = manage("enqueue_command", "clearsessions", env=env).stdout.split()[0]
     manage("db_worker", "--queue-name", "*", "--threads", "5", "--batch", env=env)
-    result = manage(
-        "shell",
-        "-c",
-        "from django.tasks import default_task_backend as b\n"
-        if __import__("django").VERSION >= (6, 0)
-        else "from django_tasks import default_task_backend as b\n"
-        f"print(b.get_result('{task_id}').return_value)",
-        env=env,
-    )
+    api = "django.tasks" if __import__("django").VERSION >= (6, 0) else "django_tasks"
+    script = f"from {api} import default_task_backend as b\nprint(b.get_result('{task_id}').return_value)"
+    result = manage("shell", "-c", script, env=env)
     assert "receipt for order 7 sent" in result.stdout
     assert queued
     assert manage("taskyard", "health", "--no-workers", env=env).returncode == 0

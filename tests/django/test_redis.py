@@ -27,8 +27,11 @@ def test_django_rq_rqworker_runs_taskyard_tasks(django_capture_on_commit_callbac
     url = real_redis(settings.REDIS_URL)
     redis_tasks = {
         **settings.TASKS,
-        "redis": {"BACKEND": "taskyard.contrib.django.backends.RedisBackend",
-                  "QUEUES": ["default", "emails"], "OPTIONS": {"URL": url}},
+        "redis": {
+            "BACKEND": "taskyard.contrib.django.backends.RedisBackend",
+            "QUEUES": ["default", "emails"],
+            "OPTIONS": {"URL": url},
+        },
     }
     with override_settings(TASKS=redis_tasks):
         with django_capture_on_commit_callbacks(execute=True):

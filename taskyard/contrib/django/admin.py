@@ -124,11 +124,6 @@ class TaskAdmin(TaskAdminBase):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [f for fs in self.fieldsets for f in fs[1]["fields"]]
 
-    def get_actions(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        if not request.user.is_staff:
-            return {}
-        return super().get_actions(request, *args, **kwargs)
-
     @admin.display(description="args")
     def args_display(self, obj: Task) -> str:
         return _pretty(obj.args)

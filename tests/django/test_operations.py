@@ -273,3 +273,24 @@ def test_migrate_a_separate_queue_database_and_run_flagsmith_flags() -> None:
         )
         result.refresh()
         assert result.return_value == 42
+
+
+def test_admin_shows_paused_schedules_and_resumes_them(client: Client, staff: Any) -> None:
+    from django.db import connection
+
+    from taskyard.contrib.django.models import CronState
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO taskyard_cron_state (schedule, paused, reason, failures) "
+            "VALUES ('nightly', %s, 'failed 3 times in a row', 3)",
+            [True],
+        )
+    client.force_login(staff)
+    page = client.get("/admin/taskyard/cronstate/").content.decode()
+    assert "nightly" in page and "failed 3 times in a row" in page
+    response = client.post(
+        "/admin/taskyard/cronstate/", {"action": "resume", "_selected_action": ["nightly"]}
+    )
+    assert response.status_code == 302
+    assert CronState.objects.get(schedule="nightly").paused is False

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from taskyard.contrib.django.models import Task, Worker
+from taskyard.contrib.django.models import CronState, Task, Worker
 
 if TYPE_CHECKING:
     TaskAdminBase = admin.ModelAdmin[Task]
@@ -214,3 +214,40 @@ class WorkerAdmin(WorkerAdminBase):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+if TYPE_CHECKING:
+    CronStateAdminBase = admin.ModelAdmin[CronState]
+else:
+    CronStateAdminBase = admin.ModelAdmin
+
+
+@admin.register(CronState)
+class CronStateAdmin(CronStateAdminBase):
+    """Schedules that paused themselves (or were paused); resume them from here."""
+
+    list_display = ("schedule", "paused", "failures", "reason", "paused_at", "resumed_at")
+    list_filter = ("paused",)
+    readonly_fields = ("schedule", "paused", "paused_at", "reason", "failures", "resumed_at")
+    actions = ["resume"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CronState]:
+        return super().get_queryset(request).using(_database())
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Resume selected schedules")
+    def resume(self, request: HttpRequest, queryset: QuerySet[CronState]) -> None:
+        from taskyard.cron.claims import store_for
+        from taskyard.tasks.execution import utcnow
+
+        backend = _queue_backend()
+        if backend is None:
+            return
+        store = store_for(backend)
+        done = sum(1 for state in queryset if store.resume(state.schedule, utcnow()))
+        self.message_user(request, f"{done} schedule(s) resumed", messages.SUCCESS)

@@ -99,3 +99,44 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return self.worker_id
+
+
+class CronTick(models.Model):
+    """A (schedule, tick) a cron scheduler claimed (``taskyard_cron_tick``)."""
+
+    pk = models.CompositePrimaryKey("schedule", "tick")
+    schedule = models.CharField(max_length=200)
+    tick = models.DateTimeField()
+    task_id = TaskIdField(null=True, blank=True)
+    outcome = models.CharField(max_length=20)
+    claimed_at = models.DateTimeField()
+    claimed_by = models.CharField(max_length=200)
+
+    class Meta:
+        managed = False
+        db_table = "taskyard_cron_tick"
+        ordering = ["-tick"]
+        verbose_name = "cron tick"
+
+    def __str__(self) -> str:
+        return f"{self.schedule} @ {self.tick}"
+
+
+class CronState(models.Model):
+    """Whether a cron schedule is paused (``taskyard_cron_state``)."""
+
+    schedule = models.CharField(primary_key=True, max_length=200)
+    paused = models.BooleanField(default=False)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(null=True, blank=True)
+    failures = models.IntegerField(default=0)
+    resumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        managed = False
+        db_table = "taskyard_cron_state"
+        ordering = ["schedule"]
+        verbose_name = "cron schedule state"
+
+    def __str__(self) -> str:
+        return self.schedule

@@ -148,10 +148,10 @@ WHERE id = ANY(%(ids)s::uuid[]) AND worker_id = %(worker_id)s AND status = 'RUNN
 RETURNING id, cancel_requested;
 
 -- name: reap_expired
+-- available_at is kept: a recovered task goes back to its old place in the queue, not to the end.
 UPDATE taskyard_task SET
     status = CASE WHEN attempts < max_attempts THEN 'READY' ELSE 'FAILED' END,
     finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE statement_timestamp() END,
-    available_at = statement_timestamp(),
     errors = errors || jsonb_build_array(jsonb_build_object(
         'exception_class_path', 'taskyard.exceptions.WorkerLost',
         'traceback', 'taskyard.exceptions.WorkerLost: worker ' || worker_id
@@ -183,7 +183,6 @@ RETURNING id, queue_name;
 UPDATE taskyard_task SET
     status = CASE WHEN attempts < max_attempts THEN 'READY' ELSE 'FAILED' END,
     finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE statement_timestamp() END,
-    available_at = statement_timestamp(),
     errors = errors || jsonb_build_array(jsonb_build_object(
         'exception_class_path', 'taskyard.exceptions.WorkerLost',
         'traceback', 'taskyard.exceptions.WorkerLost: ' || %(reason)s::text)),

@@ -100,10 +100,10 @@ WHERE id IN (SELECT value FROM json_each(:ids)) AND worker_id = :worker_id AND s
 RETURNING id, cancel_requested;
 
 -- name: reap_expired
+-- available_at is kept: a recovered task goes back to its old place in the queue, not to the end.
 UPDATE taskyard_task SET
     status = CASE WHEN attempts < max_attempts THEN 'READY' ELSE 'FAILED' END,
     finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE :now END,
-    available_at = :now,
     errors = json_insert(errors, '$[#]', json_object(
         'exception_class_path', 'taskyard.exceptions.WorkerLost',
         'traceback', 'taskyard.exceptions.WorkerLost: worker ' || worker_id
@@ -130,7 +130,6 @@ RETURNING id, queue_name;
 UPDATE taskyard_task SET
     status = CASE WHEN attempts < max_attempts THEN 'READY' ELSE 'FAILED' END,
     finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE :now END,
-    available_at = :now,
     errors = json_insert(errors, '$[#]', json_object(
         'exception_class_path', 'taskyard.exceptions.WorkerLost',
         'traceback', 'taskyard.exceptions.WorkerLost: ' || :reason)),

@@ -40,7 +40,6 @@ class TaskResultStatus(StrEnum):
 FINISHED_STATUSES = frozenset(
     {TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED, TaskResultStatus.CANCELLED}
 )
-PENDING_STATUSES = frozenset({TaskResultStatus.READY, TaskResultStatus.RUNNING})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -54,12 +54,6 @@ class WorkerConfig:
     handle_signals: bool = True
 
 
-@dataclass
-class Running:
-    result: TaskResult[Any]
-    started: float
-
-
 class Worker:
     """Run tasks from one ``DatabaseBackend`` until stopped (or drained, with ``burst``)."""
 
@@ -80,7 +74,7 @@ class Worker:
         self._buffer: deque[Row] = deque()
         # every task taken from the buffer, from the moment it is taken (None until its
         # result is built) until its outcome is queued for recording
-        self._running: dict[str, Running | None] = {}
+        self._running: dict[str, TaskResult[Any] | None] = {}
         self._finished: list[Finished] = []
         self._hint = False
         self._stop_claiming = threading.Event()
@@ -115,7 +109,7 @@ class Worker:
 
     def running_results(self) -> list[TaskResult[Any]]:
         with self._cond:
-            return [r.result for r in self._running.values() if r is not None]
+            return [r for r in self._running.values() if r is not None]
 
     @property
     def stopping(self) -> bool:
@@ -265,7 +259,7 @@ class Worker:
             self._record(result, claimed.failed or Outcome(TaskResultStatus.FAILED))
             return
         with self._cond:
-            self._running[result.id] = Running(result, time.monotonic())
+            self._running[result.id] = result
         if self._on_start is not None:
             self._on_start(result, task.timeout)
         control = DatabaseControl(self.ops, self.worker_id, self.config.lease)

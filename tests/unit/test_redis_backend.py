@@ -168,6 +168,16 @@ def test_get_result_from_another_process_maps_everything(fake_redis_url: str) ->
         backends["default"].get_result("01a20000-0000-7000-8000-000000000000")
 
 
+def test_the_return_value_is_stored_with_the_successful_status(backend: RedisBackend) -> None:
+    """A reader that sees SUCCESSFUL sees the value, even before rq writes its result entry
+    (the wrapper records the outcome first; rq's result stream follows a moment later)."""
+    ok = tasks.add.enqueue(2, 3)
+    burst(backend)
+    backend.connection().delete(f"rq:results:{ok.id}")  # as if read before rq's own write
+    fresh = backend.get_result(ok.id)
+    assert fresh.status is S.SUCCESSFUL and fresh.return_value == 5
+
+
 def _entry(url: str) -> dict[str, Any]:
     from tests.redis_fixtures import redis_entry
 

@@ -17,6 +17,7 @@ timeouts, retries with backoff, context, hooks) and tells rq what happened:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -292,6 +293,7 @@ class _Attempt:
                 self.id,
                 progress_meta(result.progress) if result.progress else "",
                 "1" if key else "0",
+                json.dumps(result._return_value) if result.status is S.SUCCESSFUL else "",
             ],
         )
         if int(written) != 1:

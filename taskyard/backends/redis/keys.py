@@ -20,6 +20,7 @@ RUN_JOB = "taskyard.backends.redis.job.run_job"
 F_RECORD = "taskyard"  # JSON: enqueued/started/finished times, errors, worker ids
 F_STATUS = "taskyard_status"  # READY, RUNNING, SUCCESSFUL, FAILED or CANCELLED
 F_ATTEMPT = "taskyard_attempt"  # attempts started; fences writes from superseded attempts
+F_RETURN = "taskyard_return"  # JSON return value of a SUCCESSFUL task
 F_CANCEL = "taskyard_cancel"  # "1" once cancel() was called
 
 DEFAULT_LEASE = 10.0

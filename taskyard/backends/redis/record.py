@@ -14,7 +14,15 @@ from dataclasses import fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from taskyard.backends.redis.keys import F_ATTEMPT, F_CANCEL, F_RECORD, F_STATUS, RUN_JOB, as_str
+from taskyard.backends.redis.keys import (
+    F_ATTEMPT,
+    F_CANCEL,
+    F_RECORD,
+    F_RETURN,
+    F_STATUS,
+    RUN_JOB,
+    as_str,
+)
 from taskyard.exceptions import InvalidTask, TaskResultDoesNotExist
 from taskyard.tasks import registry
 from taskyard.tasks.results import Progress, TaskError, TaskResult, TaskResultStatus
@@ -268,9 +276,14 @@ def result_from_hash(
     result._progress = progress_from_meta(fields_.get(b"meta"))
     result._cancel_requested = fields_.get(F_CANCEL.encode()) == b"1"
     _, _, exc_text = decode_return_value(latest)
-    succeeded, value, _ = decode_return_value(success)
-    if status is S.SUCCESSFUL and succeeded:
-        result._return_value = value
+    if status is S.SUCCESSFUL:
+        own_value = fields_.get(F_RETURN.encode())
+        if own_value is not None:
+            result._return_value = json.loads(own_value)
+        else:  # finished by rq alone, or stored before taskyard kept its own copy
+            succeeded, value, _ = decode_return_value(success)
+            if succeeded:
+                result._return_value = value
     if status in (S.FAILED, S.CANCELLED) and own_status not in FINISHED_NAMES:
         # rq ended the job without taskyard's wrapper recording it (a lost worker with no
         # attempts left, a job stopped through rq's own tools, an unreadable payload).

@@ -326,3 +326,26 @@ def test_the_lease_keeper_renews_running_attempts() -> None:
     assert client.zscore(LEASES_KEY, "job-1") > deadline - 0.3  # renewed since
     keeper.release("job-1")
     assert keeper.held() == []
+
+
+def test_the_client_library_version_is_resolved_once_for_every_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A forking worker's work horse opens a connection per job: redis-py must not look its
+    own version up in the package metadata each time (see bench/ and docs/benchmarks.md)."""
+    import redis
+    import redis.utils
+
+    from taskyard.backends.redis.worker import pin_driver_info
+
+    client = redis.Redis(host="127.0.0.1", port=1)
+    pin_driver_info(client)
+    lookups: list[int] = []
+    real = redis.utils.get_lib_version
+    monkeypatch.setattr(redis.utils, "get_lib_version", lambda: lookups.append(1) or real())
+    connection = client.connection_pool.make_connection()
+    pin_driver_info(client)  # idempotent
+    assert lookups == []
+    info = getattr(connection, "driver_info", None)
+    version = info.lib_version if info is not None else getattr(connection, "lib_version", None)
+    assert version == real()

@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PY312 ?= $(shell for p in python3.13 python3.12 $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3; do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 
-.PHONY: demo test test-django-postgres test-django6 print-py312 lint check bench bench-core bench-db bench-redis clean
+.PHONY: demo test test-django-postgres test-django6 print-py312 lint check bench soak bench-core bench-db bench-redis clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("taskyard needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -65,11 +65,15 @@ check: test lint
 
 BENCH_VENV ?= .venv-bench
 BENCH_VENV312 ?= .venv-bench312
+BENCH_STAMP := $(BENCH_VENV)/.installed-peers
 
-$(BENCH_VENV)/.installed: pyproject.toml
+# One environment for the whole harness: taskyard (PostgreSQL, Redis) and every peer it is
+# measured against, plus matplotlib for the chart and py-spy for profiling.
+$(BENCH_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[postgres]' \
-		'django>=5.2,<6' 'django-tasks>=0.9' 'django-tasks-db>=0.13'
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[postgres,redis]' \
+		'django>=5.2,<6' 'django-tasks>=0.12' 'django-tasks-db>=0.13' django-tasks-rq django-rq \
+		huey procrastinate 'celery[redis]' matplotlib py-spy
 	touch $@
 
 $(BENCH_VENV312)/.installed: pyproject.toml
@@ -79,29 +83,32 @@ $(BENCH_VENV312)/.installed: pyproject.toml
 		touch $@; \
 	else echo "no Python >= 3.12 found: Django 6 and django-tasks-local peers are skipped"; fi
 
+## bench: the whole harness (docs/benchmarks.md): every taskyard backend beside rq, Huey,
+## Procrastinate, Celery, django-tasks-db/-rq/-local and Django's ImmediateBackend; writes
+## docs/benchmarks.md, docs/benchmarks.json and docs/benchmarks.png. BENCH_ARGS="--quick" for
+## a short smoke run, "--only drain,latency" for some scenarios.
+bench: $(BENCH_STAMP) $(BENCH_VENV312)/.installed
+	$(BENCH_VENV)/bin/python bench/run_all.py $(BENCH_ARGS) \
+		$$( [ -f $(BENCH_VENV312)/.installed ] && echo --peer-python $(BENCH_VENV312)/bin/python )
+
+## soak: kill -9 workers during a 20,000-task drain on PostgreSQL, then on Redis; exit 1 on a
+## lost task or an unexplained duplicate (SOAK_ARGS="--n 5000" for a shorter run)
+soak: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/soak.py $(SOAK_ARGS)
+
 ## bench-core: Immediate and ThreadPool beside Django's ImmediateBackend and django-tasks-local
-bench-core: $(BENCH_VENV)/.installed $(BENCH_VENV312)/.installed
+bench-core: $(BENCH_STAMP) $(BENCH_VENV312)/.installed
 	$(BENCH_VENV)/bin/python bench/bench_core.py $(BENCH_ARGS) \
 		$$( [ -f $(BENCH_VENV312)/.installed ] && echo --peer-python $(BENCH_VENV312)/bin/python )
 
 ## bench-db: the Database backend (PostgreSQL, SQLite) beside django-tasks-db's db_worker
-bench-db: $(BENCH_VENV)/.installed
+bench-db: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/bench_database.py $(BENCH_ARGS)
-
-BENCH_REDIS_VENV ?= .venv-bench-redis
-
-$(BENCH_REDIS_VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(BENCH_REDIS_VENV)
-	$(BENCH_REDIS_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[redis]' \
-		'django>=5.2,<6' 'django-tasks>=0.12' django-tasks-rq
-	touch $@
 
 ## bench-redis: the Redis backend and taskyard rqworker beside plain rq and django-tasks-rq
 ## (starts a private redis-server; BENCH_REDIS_ARGS="--url redis://..." to use another)
-bench-redis: $(BENCH_REDIS_VENV)/.installed
-	$(BENCH_REDIS_VENV)/bin/python bench/bench_redis.py $(BENCH_REDIS_ARGS)
-
-bench: bench-core bench-db bench-redis
+bench-redis: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/bench_redis.py $(BENCH_REDIS_ARGS)
 
 clean:
-	rm -rf $(VENV) $(VENV312) $(BENCH_VENV) $(BENCH_VENV312) $(BENCH_REDIS_VENV) .pytest_cache .mypy_cache .ruff_cache taskyard.egg-info
+	rm -rf $(VENV) $(VENV312) $(BENCH_VENV) $(BENCH_VENV312) .venv-bench-redis .pytest_cache .mypy_cache .ruff_cache taskyard.egg-info

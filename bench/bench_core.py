@@ -23,6 +23,7 @@ from bench.common import Figure, dump, load, machine, print_table, rate
 
 IMMEDIATE = "Immediate backend: no-op enqueue-and-run calls per second"
 THREADPOOL = "ThreadPool backend: no-op tasks per second, enqueue to finished"
+LATENCY = "ThreadPool backend: idle pickup latency, enqueue call to task start (ms)"
 
 
 def scenario(name: str) -> str:
@@ -71,7 +72,29 @@ def setup_django() -> tuple[str, Any] | None:
     return label, django_task(noop_function)
 
 
-def measure(n: int, repeats: int) -> list[Figure]:
+def _pickup(enqueue_stamp: Any, samples: int) -> list[float]:
+    """Median idle pickup latency (ms) of ``samples`` probes, 20 ms apart, as a one-run list."""
+    import statistics
+    import time
+
+    from bench.harness import Stamps
+
+    stamps = Stamps()
+    try:
+        out = []
+        for token in range(-1, samples):
+            before = time.time()
+            enqueue_stamp(token, stamps.port)
+            at = stamps.wait(token, 10)
+            if at is not None and token >= 0:
+                out.append((at - before) * 1000)
+            time.sleep(0.02)
+        return [statistics.median(out)]
+    finally:
+        stamps.close()
+
+
+def measure(n: int, repeats: int, latency: int = 0) -> list[Figure]:
     import taskyard
     from bench.core_tasks import noop
     from taskyard.config import backends
@@ -129,11 +152,25 @@ def measure(n: int, repeats: int) -> list[Figure]:
             rate(taskyard_pool, n, repeats),
         )
     )
+    if latency:
+        from bench.core_tasks import stamp
+
+        figures.append(
+            Figure(
+                scenario(LATENCY),
+                f"taskyard ThreadPoolBackend, 10 threads ({tag})",
+                "ms",
+                _pickup(stamp.enqueue, latency),
+                f"{latency} tasks 20 ms apart",
+            )
+        )
+        backends["default"].close(wait=True)  # type: ignore[call-arg]
     if django_peer is not None and "local" in _django_tasks_aliases():
         from django.tasks import task as django_task
         from django.tasks import task_backends
 
         from bench.core_tasks import noop_function
+        from bench.peers.probe import send_stamp
 
         local_noop = django_task(noop_function, backend="local")
 
@@ -152,6 +189,18 @@ def measure(n: int, repeats: int) -> list[Figure]:
                 rate(local_pool, n, repeats),
             )
         )
+        if latency:
+            local_stamp = django_task(send_stamp, backend="local")
+            figures.append(
+                Figure(
+                    scenario(LATENCY),
+                    f"django-tasks-local ThreadPoolBackend, 10 threads ({tag})",
+                    "ms",
+                    _pickup(local_stamp.enqueue, latency),
+                    f"{latency} tasks 20 ms apart",
+                )
+            )
+            task_backends["local"].close()
     return figures
 
 
@@ -167,9 +216,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5, help="runs per figure (median)")
     parser.add_argument("--peer-python", default="", help="a Python >= 3.12 with Django 6")
     parser.add_argument("--json", action="store_true", help="print figures as JSON only")
+    parser.add_argument("--latency", type=int, default=0, help="also ThreadPool pickup latency")
     args = parser.parse_args()
 
-    figures = measure(args.n, args.repeats)
+    figures = measure(args.n, args.repeats, args.latency)
     if args.json:
         print(dump(figures))
         return 0

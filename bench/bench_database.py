@@ -108,14 +108,14 @@ def _span(backend: Any) -> tuple[int, float]:
     if backend.dialect == "postgresql":
         rows = _pg(
             "SELECT count(*), EXTRACT(EPOCH FROM max(finished_at) - min(started_at)) "
-            "FROM taskyard_task WHERE status = 'SUCCESSFUL'"
+            f"FROM taskyard_task WHERE status = 'SUCCESSFUL' AND {_MEASURED}"
         )
         return int(rows[0][0]), float(rows[0][1])
     row = (
         backend.connector.connection()
         .execute(
             "SELECT count(*) AS n, min(started_at) AS a, max(finished_at) AS b FROM taskyard_task "
-            "WHERE status = 'SUCCESSFUL'"
+            f"WHERE status = 'SUCCESSFUL' AND {_MEASURED}"
         )
         .fetchone()
     )

@@ -1,5 +1,6 @@
-"""No-op task functions for the core benchmark (module-level, importable by every peer)."""
+"""No-op task functions for the benchmarks (module-level, importable by every peer)."""
 
+from bench.peers.probe import send_stamp
 from taskyard import task
 
 
@@ -8,3 +9,4 @@ def noop_function() -> None:
 
 
 noop = task(noop_function)
+stamp = task(send_stamp)

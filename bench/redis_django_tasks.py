@@ -6,3 +6,10 @@ from django_tasks import task
 @task(queue_name="dj")
 def noop() -> None:
     return None
+
+
+@task(queue_name="dj")
+def stamp(token: int, port: int) -> None:
+    from bench.peers.probe import send_stamp
+
+    send_stamp(token, port)

@@ -1,0 +1,135 @@
+"""What the orchestrator needs from each framework it measures (``Subject``), and ``Agent``:
+a helper process for clients that need their own settings (Django peers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+from bench.harness import ENV, ROOT
+
+
+@dataclass(frozen=True)
+class Context:
+    pg_url: str
+    redis_url: str
+    tmp: Path
+
+    def with_pg(self, url: str) -> Context:
+        return replace(self, pg_url=url)
+
+
+class Subject:
+    """One framework in one configuration, measured with one worker process."""
+
+    key: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    ours: ClassVar[bool] = False
+    store: ClassVar[str] = ""  # "postgresql", "sqlite" or "redis": where round trips go
+    #: the worker exits by itself once the queue is empty
+    burst: ClassVar[bool] = False
+    #: tasks per drain run (slow peers get fewer so a run stays under a minute)
+    drain_n: ClassVar[int | None] = None
+    #: a database queue that can be given 1,000,000 finished rows
+    history: ClassVar[bool] = False
+    worker_note: ClassVar[str] = ""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    # -- client side --------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Create schemas; called once per run before anything else."""
+
+    def reset(self) -> None:
+        """Empty the queue and forget results (keeping any prefilled history)."""
+        raise NotImplementedError
+
+    def enqueue_one(self, n: int) -> float:
+        """Enqueue ``n`` no-op tasks one call each; return the seconds it took."""
+        raise NotImplementedError
+
+    def enqueue_bulk(self, n: int) -> float | None:
+        """Enqueue ``n`` no-op tasks with the framework's bulk API (None: it has none)."""
+        return None
+
+    def fill(self, n: int) -> None:
+        if self.enqueue_bulk(n) is None:
+            self.enqueue_one(n)
+
+    def enqueue_stamp(self, token: int, port: int) -> float:
+        """Enqueue one latency probe; return ``time.time()`` taken just before the call."""
+        raise NotImplementedError
+
+    # -- the worker -----------------------------------------------------------------------------
+    def worker_argv(self, burst: bool) -> list[str]:
+        raise NotImplementedError
+
+    def worker_env(self) -> dict[str, str]:
+        return dict(ENV)
+
+    def done_count(self) -> int:
+        """Tasks finished so far (polled while a non-burst worker drains)."""
+        raise NotImplementedError
+
+    def span(self) -> tuple[int, float]:
+        """(finished no-op tasks, seconds from the first start to the last finish)."""
+        raise NotImplementedError
+
+    # -- database queues ----------------------------------------------------------------------
+    def prefill_history(self, rows: int) -> None:
+        raise NotImplementedError
+
+    def drop_history(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release client resources (connections, helper processes)."""
+
+    def versions(self) -> str:
+        return ""
+
+
+def bin_path(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+class Agent:
+    """A helper process running ``bench.peers.agent`` under some environment (JSON lines)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.peers.agent"],
+            env={**ENV, **env},
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def call(self, **request: Any) -> Any:
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"agent died on {request}")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(answer["error"])
+        return answer["value"]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin
+            self.proc.stdin.close()
+            self.proc.wait(10)
+
+
+def env_without(*names: str) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in names}

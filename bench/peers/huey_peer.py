@@ -1,0 +1,120 @@
+"""Huey: ``SqliteHuey``, ``RedisHuey`` and ``PostgresHuey``, each with one ``huey_consumer``
+process (``-w 4`` threads). Huey keeps no start or finish times: they come from its signals
+(``bench.peers.recorder``)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from bench.peers import recorder
+from bench.peers.base import Subject, bin_path
+
+#: worker threads per storage: the fastest of 1, 2 and 4 in a tuning run on this machine
+#: ($BENCH_PEER_CONCURRENCY overrides)
+WORKERS = {"sqlite": 1, "redis": 2, "postgresql": 2}
+OVERRIDE = os.environ.get("BENCH_PEER_CONCURRENCY")
+
+
+def workers(store: str) -> int:
+    return int(OVERRIDE) if OVERRIDE else WORKERS[store]
+
+
+class HueyBase(Subject):
+    store: ClassVar[str] = ""
+
+    @property
+    def worker_note(self) -> str:  # type: ignore[override]
+        return f"huey_consumer -w {workers(self.store)} (threads)"
+
+    def url(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def record_file(self) -> Path:
+        return self.ctx.tmp / f"recorder-{self.key}"
+
+    def module(self) -> Any:
+        """``bench.peers.huey_app`` bound to this subject's storage (imported afresh)."""
+        os.environ["BENCH_HUEY_URL"] = self.url()
+        os.environ.pop("BENCH_RECORDER", None)
+        import bench.peers.huey_app as app
+
+        if self.url() != app.URL:
+            app = importlib.reload(app)
+        return app
+
+    def reset(self) -> None:
+        self.module().huey.flush()
+        self.record_file.unlink(missing_ok=True)
+
+    def enqueue_one(self, n: int) -> float:
+        noop = self.module().noop
+        started = time.perf_counter()
+        for _ in range(n):
+            noop()
+        return time.perf_counter() - started
+
+    def enqueue_stamp(self, token: int, port: int) -> float:
+        stamp = self.module().stamp
+        before = time.time()
+        stamp(token, port)
+        return before
+
+    def worker_argv(self, burst: bool) -> list[str]:
+        return [
+            bin_path("huey_consumer"),
+            "bench.peers.huey_app.huey",
+            "-w",
+            str(workers(self.store)),
+            "-q",
+        ]
+
+    def worker_env(self) -> dict[str, str]:
+        return {
+            **super().worker_env(),
+            "BENCH_HUEY_URL": self.url(),
+            "BENCH_RECORDER": str(self.record_file),
+        }
+
+    def done_count(self) -> int:
+        return recorder.read(self.record_file)[0]
+
+    def span(self) -> tuple[int, float]:
+        count, first, last = recorder.read(self.record_file)
+        return count, last - first
+
+    def versions(self) -> str:
+        from importlib.metadata import version
+
+        return f"huey {version('huey')}"
+
+
+class SqliteHuey(HueyBase):
+    key = "huey-sqlite"
+    label = "Huey SqliteHuey"
+    store = "sqlite"
+
+    def url(self) -> str:
+        return f"sqlite:///{self.ctx.tmp}/huey.sqlite3"
+
+
+class RedisHuey(HueyBase):
+    key = "huey-redis"
+    label = "Huey RedisHuey"
+    store = "redis"
+
+    def url(self) -> str:
+        return self.ctx.redis_url
+
+
+class PostgresHuey(HueyBase):
+    key = "huey-pg"
+    label = "Huey PostgresHuey"
+    store = "postgresql"
+
+    def url(self) -> str:
+        return self.ctx.pg_url

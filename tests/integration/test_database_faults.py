@@ -165,6 +165,28 @@ def test_unreachable_database_at_enqueue_raises(tmp_path: Path) -> None:
             tasks.add.enqueue(1, 2)
 
 
+def test_a_new_sqlite_file_opens_while_another_process_writes_to_it(tmp_path: Path) -> None:
+    """Two processes starting on one new file (a worker and ``taskyard cron``, say): SQLite
+    refuses the switch to WAL at once while the other writes, instead of waiting; the connector
+    waits for it."""
+    import sqlite3
+
+    from taskyard.backends.database.connectors import SQLiteConnector
+
+    path = tmp_path / "queue.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE migrating (n integer)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO migrating VALUES (1)")
+    threading.Timer(0.3, other.execute, ["COMMIT"]).start()
+    connector = SQLiteConnector(f"sqlite:///{path}", {"BUSY_TIMEOUT": 5})
+    started = time.monotonic()
+    conn = connector.connection()
+    assert 0.2 < time.monotonic() - started < 5
+    assert conn.execute("PRAGMA journal_mode").fetchone()["journal_mode"] == "wal"
+    other.close()
+
+
 def test_two_workers_never_run_the_same_attempt(db: DatabaseBackend) -> None:
     results = taskyard.enqueue_many(tasks.record.prepare(f"n{i}") for i in range(400))
     workers = [

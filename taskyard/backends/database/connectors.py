@@ -200,11 +200,31 @@ class SQLiteConnector(Connector):
         conn = sqlite3.connect(
             self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
         )
-        conn.row_factory = _dict_row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            self._enable_wal(conn)
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.row_factory = _dict_row
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch a new database file to WAL (a persistent setting: once per file).
+
+        SQLite does not wait on its busy timeout for this switch: it fails at once while
+        another connection writes (say, a second process migrating the same new file), so
+        wait here, up to the same timeout.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        delay = 0.005
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     def run(self, name: str, params: Mapping[str, Any] | None = None) -> list[Row]:
         try:

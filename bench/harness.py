@@ -66,35 +66,24 @@ def private_redis() -> contextlib.AbstractContextManager[str]:
 # -- counting PostgreSQL statements on the wire ---------------------------------------------------
 
 
-class PgCounter:
-    """A TCP proxy to PostgreSQL counting what clients send.
+class _Proxy:
+    """A TCP proxy on a free local port to the server of ``url``; ``self.url`` points at it.
+    Each client connection is served by ``_serve`` in a thread of its own."""
 
-    ``statements``: simple-query ('Q') and extended-protocol Execute ('E') messages;
-    ``round_trips``: 'Q' and Sync ('S') messages, each of which waits for the server.
-    SSL and GSS requests are refused by the proxy itself so the stream stays readable.
-    """
-
-    def __init__(self, url: str = PG_URL) -> None:
+    def __init__(self, url: str, default_port: int) -> None:
         from urllib.parse import urlsplit
 
         parts = urlsplit(url)
-        self.target = (parts.hostname or "127.0.0.1", parts.port or 5432)
+        self.target = (parts.hostname or "127.0.0.1", parts.port or default_port)
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
         netloc = parts.netloc.rsplit("@", 1)
         auth = netloc[0] + "@" if len(netloc) == 2 else ""
         self.url = parts._replace(netloc=f"{auth}127.0.0.1:{self.port}").geturl()
-        self.statements = 0
         self.round_trips = 0
         self._lock = threading.Lock()
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
-
-    def reset(self) -> tuple[int, int]:
-        with self._lock:
-            out = (self.statements, self.round_trips)
-            self.statements = self.round_trips = 0
-        return out
 
     def close(self) -> None:
         self._closed = True
@@ -107,6 +96,28 @@ class PgCounter:
             except OSError:
                 return
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class PgCounter(_Proxy):
+    """A TCP proxy to PostgreSQL counting what clients send.
+
+    ``statements``: simple-query ('Q') and extended-protocol Execute ('E') messages;
+    ``round_trips``: 'Q' and Sync ('S') messages, each of which waits for the server.
+    SSL and GSS requests are refused by the proxy itself so the stream stays readable.
+    """
+
+    def __init__(self, url: str = PG_URL) -> None:
+        self.statements = 0
+        super().__init__(url, 5432)
+
+    def reset(self) -> tuple[int, int]:
+        with self._lock:
+            out = (self.statements, self.round_trips)
+            self.statements = self.round_trips = 0
+        return out
 
     @staticmethod
     def _read_exact(sock: socket.socket, n: int) -> bytes:
@@ -181,40 +192,18 @@ class PgCounter:
         return buffer[offset:]
 
 
-class TurnCounter:
+class TurnCounter(_Proxy):
     """A TCP proxy counting round trips: each time a client sends after the server has
     answered (or for the first time) is one. Protocol-agnostic; used in front of Redis, where
     ``INFO commandstats`` counts commands (including those inside Lua scripts), not trips."""
 
     def __init__(self, url: str) -> None:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(url)
-        self.target = (parts.hostname or "127.0.0.1", parts.port or 6379)
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.port = self._server.getsockname()[1]
-        self.url = parts._replace(netloc=f"127.0.0.1:{self.port}").geturl()
-        self.round_trips = 0
-        self._lock = threading.Lock()
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(url, 6379)
 
     def reset(self) -> int:
         with self._lock:
             out, self.round_trips = self.round_trips, 0
         return out
-
-    def close(self) -> None:
-        self._closed = True
-        self._server.close()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
         try:

@@ -179,7 +179,17 @@ def drain_once(subject: Subject, ctx: Context, n: int) -> float:
     subject.reset()
     subject.fill(n)
     argv = subject.worker_argv(burst=subject.burst)
-    timeout = max(300.0, n / 20)
+    run_worker_until(subject, ctx, n, argv, timeout=max(300.0, n / 20))
+    done, seconds = subject.span()
+    if done < n or seconds <= 0:
+        raise RuntimeError(f"{subject.key}: {done} of {n} tasks finished (see {ctx.tmp}/logs)")
+    return n / seconds
+
+
+def run_worker_until(
+    subject: Subject, ctx: Context, n: int, argv: list[str], timeout: float = 600
+) -> None:
+    """Run the worker ``argv`` until ``n`` tasks are done (a burst worker: until it exits)."""
     if subject.burst:
         with open(worker_log(subject, ctx), "ab") as out:
             subprocess.run(
@@ -194,10 +204,6 @@ def drain_once(subject: Subject, ctx: Context, n: int) -> float:
     else:
         with running(argv, subject.worker_env(), worker_log(subject, ctx)):
             wait_for(lambda: subject.done_count() >= n, timeout, 0.05)
-    done, seconds = subject.span()
-    if done < n or seconds <= 0:
-        raise RuntimeError(f"{subject.key}: {done} of {n} tasks finished (see {ctx.tmp}/logs)")
-    return n / seconds
 
 
 def latencies(subject: Subject, ctx: Context, samples: int, gap: float) -> list[float]:
@@ -392,23 +398,6 @@ def _redis_commands(url: str) -> int:
     return sum(v["calls"] for k, v in stats.items() if k not in skip)
 
 
-def _run_worker_until(subject: Subject, ctx: Context, n: int, argv: list[str]) -> None:
-    if subject.burst:
-        with open(worker_log(subject, ctx), "ab") as out:
-            subprocess.run(
-                argv,
-                env=subject.worker_env(),
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                check=True,
-                timeout=600,
-            )
-    else:
-        with running(argv, subject.worker_env(), worker_log(subject, ctx)):
-            wait_for(lambda: subject.done_count() >= n, 600, 0.05)
-
-
 def step_round_trips(
     subjects: list[Subject], ctx: Context, res: Results, args: argparse.Namespace
 ) -> None:
@@ -426,7 +415,7 @@ def step_round_trips(
                 proxy.reset()
                 counted.enqueue_one(n)
                 enq, enq_trips = proxy.reset()
-                _run_worker_until(counted, ctx, n, counted.worker_argv(burst=counted.burst))
+                run_worker_until(counted, ctx, n, counted.worker_argv(burst=counted.burst))
                 work, work_trips = proxy.reset()
             finally:
                 counted.close()
@@ -447,7 +436,7 @@ def step_round_trips(
                 before, _ = _redis_commands(ctx.redis_url), proxy.reset()
                 counted.enqueue_one(n)
                 enqueued, enq_trips = _redis_commands(ctx.redis_url), proxy.reset()
-                _run_worker_until(counted, ctx, n, counted.worker_argv(burst=counted.burst))
+                run_worker_until(counted, ctx, n, counted.worker_argv(burst=counted.burst))
                 ran, work_trips = _redis_commands(ctx.redis_url), proxy.reset()
             finally:
                 counted.close()
@@ -507,7 +496,7 @@ def sqlite_statements(subject: Subject, ctx: Context, n: int) -> tuple[float, fl
     argv = subject.worker_argv(burst=subject.burst)
     program = ["-m", "taskyard", *argv[3:]] if argv[1:3] == ["-m", "taskyard"] else argv
     wrapped = [sys.executable, "-m", "bench.peers.sqlite_trace", str(out), *program]
-    _run_worker_until(subject, ctx, n, wrapped)
+    run_worker_until(subject, ctx, n, wrapped)
     time.sleep(0.2)
     worker = int(out.read_text())
     return enqueued / n, worker / n

@@ -11,8 +11,9 @@ import importlib
 import json
 import os
 import sys
-import time
 import traceback
+
+from bench.peers.base import stamped_call, timed_calls
 
 
 def main() -> None:
@@ -23,16 +24,10 @@ def main() -> None:
     noop, stamp = tasks.noop, tasks.stamp
 
     def enqueue_one(n: int) -> float:
-        enqueue = noop.enqueue
-        started = time.perf_counter()
-        for _ in range(n):
-            enqueue()
-        return time.perf_counter() - started
+        return timed_calls(noop.enqueue, n)
 
     def enqueue_stamp(token: int, port: int) -> float:
-        before = time.time()
-        stamp.enqueue(token, port)
-        return before
+        return stamped_call(stamp.enqueue, token, port)
 
     ops = {
         "enqueue_one": enqueue_one,

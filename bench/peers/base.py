@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -93,6 +95,44 @@ class Subject:
 
     def versions(self) -> str:
         return ""
+
+
+class RecordedSubject(Subject):
+    """A peer that stores no start and finish times: its worker writes them to a file through
+    ``bench.peers.recorder`` (the path in ``BENCH_RECORDER``)."""
+
+    @property
+    def record_file(self) -> Path:
+        return self.ctx.tmp / f"recorder-{self.key}"
+
+    def worker_env(self) -> dict[str, str]:
+        return {**super().worker_env(), "BENCH_RECORDER": str(self.record_file)}
+
+    def done_count(self) -> int:
+        from bench.peers import recorder
+
+        return recorder.read(self.record_file)[0]
+
+    def span(self) -> tuple[int, float]:
+        from bench.peers import recorder
+
+        count, first, last = recorder.read(self.record_file)
+        return count, last - first
+
+
+def timed_calls(call: Callable[[], object], n: int) -> float:
+    """Seconds that ``n`` calls of ``call`` take (enqueue one task per call)."""
+    started = time.perf_counter()
+    for _ in range(n):
+        call()
+    return time.perf_counter() - started
+
+
+def stamped_call(call: Callable[..., object], *args: Any) -> float:
+    """Call ``call(*args)`` (enqueue a latency probe); return ``time.time()`` from just before."""
+    before = time.time()
+    call(*args)
+    return before
 
 
 def bin_path(name: str) -> str:

@@ -6,25 +6,19 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Any
 
-from bench.peers import recorder
-from bench.peers.base import Subject, bin_path
+from bench.peers.base import RecordedSubject, bin_path
 
 #: the fastest of 1, 2 and 4 in a tuning run on this machine ($BENCH_PEER_CONCURRENCY overrides)
 CONCURRENCY = int(os.environ.get("BENCH_PEER_CONCURRENCY", "2"))
 
 
-class Celery(Subject):
+class Celery(RecordedSubject):
     key = "celery"
     label = "Celery, Redis broker, threads pool"
     store = "redis"
     worker_note = f"celery worker -P threads -c {CONCURRENCY}, Redis result backend"
-
-    @property
-    def record_file(self) -> Path:
-        return self.ctx.tmp / f"recorder-{self.key}"
 
     def module(self) -> Any:
         import importlib
@@ -79,15 +73,7 @@ class Celery(Subject):
         return {
             **super().worker_env(),
             "BENCH_REDIS_URL": self.ctx.redis_url,
-            "BENCH_RECORDER": str(self.record_file),
         }
-
-    def done_count(self) -> int:
-        return recorder.read(self.record_file)[0]
-
-    def span(self) -> tuple[int, float]:
-        count, first, last = recorder.read(self.record_file)
-        return count, last - first
 
     def versions(self) -> str:
         from importlib.metadata import version

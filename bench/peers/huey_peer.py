@@ -7,11 +7,9 @@ from __future__ import annotations
 import importlib
 import os
 import time
-from pathlib import Path
 from typing import Any, ClassVar
 
-from bench.peers import recorder
-from bench.peers.base import Subject, bin_path
+from bench.peers.base import RecordedSubject, bin_path
 
 #: worker threads per storage: the fastest of 1, 2 and 4 in a tuning run on this machine
 #: ($BENCH_PEER_CONCURRENCY overrides)
@@ -23,7 +21,7 @@ def workers(store: str) -> int:
     return int(OVERRIDE) if OVERRIDE else WORKERS[store]
 
 
-class HueyBase(Subject):
+class HueyBase(RecordedSubject):
     store: ClassVar[str] = ""
 
     @property
@@ -32,10 +30,6 @@ class HueyBase(Subject):
 
     def url(self) -> str:
         raise NotImplementedError
-
-    @property
-    def record_file(self) -> Path:
-        return self.ctx.tmp / f"recorder-{self.key}"
 
     def module(self) -> Any:
         """``bench.peers.huey_app`` bound to this subject's storage (imported afresh)."""
@@ -77,15 +71,7 @@ class HueyBase(Subject):
         return {
             **super().worker_env(),
             "BENCH_HUEY_URL": self.url(),
-            "BENCH_RECORDER": str(self.record_file),
         }
-
-    def done_count(self) -> int:
-        return recorder.read(self.record_file)[0]
-
-    def span(self) -> tuple[int, float]:
-        count, first, last = recorder.read(self.record_file)
-        return count, last - first
 
     def versions(self) -> str:
         from importlib.metadata import version

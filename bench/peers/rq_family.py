@@ -9,7 +9,7 @@ import time
 from typing import Any, ClassVar
 
 from bench.peers.base import Agent, Subject, bin_path
-from bench.peers.taskyard_db import activate, enqueue_bulk, enqueue_one, enqueue_stamp
+from bench.peers.taskyard_db import TaskyardClient, activate
 
 WORKER_CLASS = {"simple": "rq.SimpleWorker", "forking": "rq.Worker"}
 
@@ -55,7 +55,7 @@ class RQBase(Subject):
         return f"rq {rq.VERSION}, redis-py {redis.__version__}"
 
 
-class TaskyardRedis(RQBase):
+class TaskyardRedis(TaskyardClient, RQBase):
     key = "taskyard-redis"
     label = "taskyard Redis, taskyard rqworker (SimpleWorker)"
     ours = True
@@ -64,18 +64,6 @@ class TaskyardRedis(RQBase):
 
     def backend(self) -> Any:
         return activate(self.ctx.redis_url)
-
-    def enqueue_one(self, n: int) -> float:
-        self.backend()
-        return enqueue_one(n)
-
-    def enqueue_bulk(self, n: int) -> float | None:
-        self.backend()
-        return enqueue_bulk(n)
-
-    def enqueue_stamp(self, token: int, port: int) -> float:
-        self.backend()
-        return enqueue_stamp(token, port)
 
     def worker_argv(self, burst: bool) -> list[str]:
         argv = [sys.executable, "-m", "taskyard", "rqworker", "--url", self.ctx.redis_url]

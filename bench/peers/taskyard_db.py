@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from bench.harness import pg
-from bench.peers.base import Subject
+from bench.peers.base import Subject, stamped_call, timed_calls
 
 PREFILLED = "bench.prefilled_history"
 THREADS, BATCH = 4, 100
@@ -55,22 +55,35 @@ def enqueue_bulk(n: int, chunk: int = 5000) -> float:
 def enqueue_one(n: int) -> float:
     from bench.core_tasks import noop
 
-    enqueue = noop.enqueue
-    started = time.perf_counter()
-    for _ in range(n):
-        enqueue()
-    return time.perf_counter() - started
+    return timed_calls(noop.enqueue, n)
 
 
 def enqueue_stamp(token: int, port: int) -> float:
     from bench.core_tasks import stamp
 
-    before = time.time()
-    stamp.enqueue(token, port)
-    return before
+    return stamped_call(stamp.enqueue, token, port)
 
 
-class TaskyardPostgres(Subject):
+class TaskyardClient(Subject):
+    """A taskyard subject: enqueues through taskyard's own API on ``backend()``."""
+
+    def backend(self) -> Any:
+        raise NotImplementedError
+
+    def enqueue_one(self, n: int) -> float:
+        self.backend()
+        return enqueue_one(n)
+
+    def enqueue_bulk(self, n: int) -> float | None:
+        self.backend()
+        return enqueue_bulk(n)
+
+    def enqueue_stamp(self, token: int, port: int) -> float:
+        self.backend()
+        return enqueue_stamp(token, port)
+
+
+class TaskyardPostgres(TaskyardClient):
     key = "taskyard-pg"
     label = "taskyard Database, PostgreSQL"
     ours = True
@@ -93,18 +106,6 @@ class TaskyardPostgres(Subject):
         self.backend()
         pg(f"DELETE FROM taskyard_task WHERE task_path <> '{PREFILLED}'")
         pg("DELETE FROM taskyard_worker")
-
-    def enqueue_one(self, n: int) -> float:
-        self.backend()
-        return enqueue_one(n)
-
-    def enqueue_bulk(self, n: int) -> float | None:
-        self.backend()
-        return enqueue_bulk(n)
-
-    def enqueue_stamp(self, token: int, port: int) -> float:
-        self.backend()
-        return enqueue_stamp(token, port)
 
     def worker_argv(self, burst: bool) -> list[str]:
         argv = [sys.executable, "-m", "taskyard", "worker", "--url", self.url, "--queues", "*"]

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
 
 from taskyard.exceptions import InvalidTask, InvalidTaskBackend
@@ -214,8 +215,14 @@ class Backend(ABC):
         kwargs: Mapping[str, Any],
         *,
         normalized: bool = False,
+        enqueued_at: datetime | None = None,
+        enqueued_by: str | None = None,
     ) -> TaskResult[Any]:
-        """A READY result with a fresh id for ``task`` (arguments checked unless ``normalized``)."""
+        """A READY result with a fresh id for ``task`` (arguments checked unless ``normalized``).
+
+        ``enqueued_at``/``enqueued_by`` default to now and the current enqueuer; bulk enqueues
+        pass one value for the whole batch.
+        """
         if normalized:
             norm_args, norm_kwargs = list(args), dict(kwargs)
         else:
@@ -227,8 +234,8 @@ class Backend(ABC):
             args=norm_args,
             kwargs=norm_kwargs,
             backend=self.alias,
-            enqueued_at=utcnow(),
-            enqueued_by=current_enqueuer(),
+            enqueued_at=enqueued_at or utcnow(),
+            enqueued_by=enqueued_by or current_enqueuer(),
             backend_obj=self,
         )
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 import taskyard
+from taskyard import TaskResultStatus
 from taskyard.backends.database import DatabaseBackend
 from taskyard.backends.database.connectors import make_connector
 from taskyard.backends.database.migrate import migrate
@@ -131,3 +132,25 @@ def test_prune_by_queue_and_age(db: DatabaseBackend) -> None:
     assert ops.prune(later, ["SUCCESSFUL"], ["emails"], 1000, dry_run=True) == 1
     assert ops.prune(later, ["SUCCESSFUL"], ["emails"], 1, dry_run=False) == 1
     assert ops.prune(later, ["SUCCESSFUL"], None, 1000, dry_run=True) == 1
+
+
+def test_enqueue_many_stores_every_option_in_one_statement(db: DatabaseBackend) -> None:
+    """The bulk insert (one statement for the plain calls) stores what ``enqueue`` stores."""
+    later = datetime.now(UTC) + timedelta(hours=1)
+    calls = [
+        tasks.add.prepare(1, 2),
+        tasks.add.using(priority=7, queue_name="other", run_after=later).prepare(3, b=4),
+        tasks.record.using(retries=2).prepare("x"),
+    ]
+    results = taskyard.enqueue_many(calls)
+    assert len({r.enqueued_at for r in results}) == 1  # one transaction, one enqueue time
+    fresh = [db.get_result(r.id) for r in results]
+    assert [(r.args, r.kwargs) for r in fresh] == [([1, 2], {}), ([3], {"b": 4}), (["x"], {})]
+    assert [r.task.priority for r in fresh] == [0, 7, 0]
+    assert [r.task.queue_name for r in fresh] == ["default", "other", "default"]
+    assert fresh[1].task.run_after == later
+    assert fresh[2].task.retries == 2
+    assert all(r.enqueued_by == results[0].enqueued_by for r in fresh)
+    assert all(r.status is TaskResultStatus.READY for r in fresh)
+    row = db.connector.run("get", {"id": fresh[1].id})[0]
+    assert db.connector.parse_time(row["available_at"]) == later  # waits for run_after

@@ -23,7 +23,7 @@ from taskyard.exceptions import (
 )
 from taskyard.tasks.execution import utcnow
 from taskyard.tasks.hooks import announce_enqueued
-from taskyard.tasks.results import TaskResult, TaskResultStatus
+from taskyard.tasks.results import TaskResult, TaskResultStatus, current_enqueuer
 from taskyard.tasks.task import PreparedCall, Task
 
 _CANCELLED_BY_DEPENDENCY = (
@@ -35,6 +35,25 @@ _CANCELLED_BY_DEPENDENCY = (
 def _synchronous(value: Any) -> str | None:
     ok = {"OFF", "NORMAL", "FULL", "EXTRA"}
     return None if str(value).upper() in ok else f"must be one of {sorted(ok)}"
+
+
+#: the columns of a bulk insert, in the order ``insert_many`` reads them
+_BULK_COLUMNS = (
+    "id",
+    "task_path",
+    "queue_name",
+    "priority",
+    "backend",
+    "args",
+    "kwargs",
+    "options",
+    "enqueued_at",
+    "enqueued_by",
+    "run_after",
+    "max_attempts",
+    "limit_key",
+    "qualifiers",
+)
 
 
 class DatabaseBackend(Backend):
@@ -180,12 +199,14 @@ class DatabaseBackend(Backend):
         self._static[id(task)] = (task, static)
         return static
 
-    def _insert_params(self, task: Task[Any, Any], result: TaskResult[Any]) -> dict[str, Any]:
+    def _insert_params(
+        self, task: Task[Any, Any], result: TaskResult[Any], enqueued_at: str | None = None
+    ) -> dict[str, Any]:
         params = dict(self._task_params(task))
         params["id"] = result.id
         params["args"] = dumps(result.args) if result.args else "[]"
         params["kwargs"] = dumps(result.kwargs) if result.kwargs else "{}"
-        params["enqueued_at"] = self.connector.time(result.enqueued_at)
+        params["enqueued_at"] = enqueued_at or self.connector.time(result.enqueued_at)
         params["enqueued_by"] = result.enqueued_by
         return params
 
@@ -270,10 +291,19 @@ class DatabaseBackend(Backend):
         results: list[TaskResult[Any]] = []
         simple: list[dict[str, Any]] = []
         special: list[tuple[Task[Any, Any], TaskResult[Any], dict[str, Any]]] = []
+        now, enqueuer = utcnow(), current_enqueuer()  # one transaction: one enqueue time
+        now_text = self.connector.time(now)
         for call in calls:
             self.validate_task(call.task)
-            result = self.new_result(call.task, call.args, call.kwargs, normalized=True)
-            params = self._insert_params(call.task, result)
+            result = self.new_result(
+                call.task,
+                call.args,
+                call.kwargs,
+                normalized=True,
+                enqueued_at=now,
+                enqueued_by=enqueuer,
+            )
+            params = self._insert_params(call.task, result, now_text)
             results.append(result)
             if call.task.depends_on is None and call.task.limit is None:
                 simple.append(params)
@@ -292,32 +322,20 @@ class DatabaseBackend(Backend):
         return results
 
     def _insert_many(self, rows: list[dict[str, Any]]) -> None:
+        """PostgreSQL: one statement taking one array per column. SQLite: ``executemany`` with
+        positional parameters (a fifth faster than named ones)."""
         c = self.connector
         if c.dialect == "postgresql":
-            columns = (
-                "id",
-                "task_path",
-                "queue_name",
-                "priority",
-                "backend",
-                "args",
-                "kwargs",
-                "options",
-                "enqueued_at",
-                "enqueued_by",
-                "run_after",
-                "max_attempts",
-                "limit_key",
-                "qualifiers",
-            )
-            c.run("insert_many", {name: [row[name] for row in rows] for name in columns})
-        else:
-            import sqlite3
+            c.run("insert_many", {name: [row[name] for row in rows] for name in _BULK_COLUMNS})
+            return
+        import sqlite3
 
-            try:
-                c.connection().executemany(c.queries["insert"], rows)
-            except sqlite3.Error as exc:
-                raise c._translate(exc) from exc  # type: ignore[attr-defined]
+        try:
+            c.connection().executemany(
+                c.queries["insert_many"], [[row[n] for n in _BULK_COLUMNS] for row in rows]
+            )
+        except sqlite3.Error as exc:
+            raise c._translate(exc) from exc  # type: ignore[attr-defined]
 
     # -- results --------------------------------------------------------------------------------
 

@@ -12,6 +12,18 @@ VALUES (
     :max_attempts, :depends_on, :waiting_on, :limit_key, :qualifiers, :errors)
 ON CONFLICT (id) DO NOTHING;
 
+-- name: insert_many
+-- One row of a bulk insert, run with executemany: positional parameters (id, task_path,
+-- queue_name, priority, backend, args, kwargs, options, enqueued_at, enqueued_by, run_after,
+-- max_attempts, limit_key, qualifiers) bind faster than named ones.
+INSERT INTO taskyard_task (
+    id, task_path, queue_name, priority, status, backend, args, kwargs, options,
+    enqueued_at, enqueued_by, run_after, available_at, max_attempts, limit_key, qualifiers,
+    errors)
+VALUES (?1, ?2, ?3, ?4, 'READY', ?5, ?6, ?7, ?8, ?9, ?10, ?11, COALESCE(?11, ?9), ?12, ?13, ?14,
+        '[]')
+ON CONFLICT (id) DO NOTHING;
+
 -- name: mark_dependency
 UPDATE taskyard_task SET has_dependents = 1 WHERE id = :id RETURNING id, status;
 

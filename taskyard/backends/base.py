@@ -217,11 +217,12 @@ class Backend(ABC):
         normalized: bool = False,
         enqueued_at: datetime | None = None,
         enqueued_by: str | None = None,
+        result_id: str | None = None,
     ) -> TaskResult[Any]:
         """A READY result with a fresh id for ``task`` (arguments checked unless ``normalized``).
 
         ``enqueued_at``/``enqueued_by`` default to now and the current enqueuer; bulk enqueues
-        pass one value for the whole batch.
+        pass one value for the whole batch, and ids made in one go (``result_id``).
         """
         if normalized:
             norm_args, norm_kwargs = list(args), dict(kwargs)
@@ -229,7 +230,7 @@ class Backend(ABC):
             norm_args, norm_kwargs = normalize_arguments(args, kwargs, task.module_path)
         return TaskResult(
             task=task,
-            id=_preassigned_id.get() or new_id(),
+            id=_preassigned_id.get() or result_id or new_id(),
             status=TaskResultStatus.READY,
             args=norm_args,
             kwargs=norm_kwargs,

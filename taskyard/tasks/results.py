@@ -322,10 +322,19 @@ class TaskResult(Generic[T]):
 
 def new_id() -> str:
     """A fresh result id: a UUID version 7 string (time-ordered, so indexes stay compact)."""
-    value = ((time.time_ns() // 1_000_000) << 80) | int.from_bytes(os.urandom(10), "big")
-    value = (value & _UUID7_CLEAR) | _UUID7_SET
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return new_ids(1)[0]
+
+
+def new_ids(n: int) -> list[str]:
+    """``n`` fresh result ids (one clock reading and one read of random bytes for all)."""
+    stamp = (time.time_ns() // 1_000_000) << 80
+    pool = os.urandom(10 * n)
+    out = []
+    for start in range(0, 10 * n, 10):
+        value = stamp | int.from_bytes(pool[start : start + 10], "big")
+        h = f"{(value & _UUID7_CLEAR) | _UUID7_SET:032x}"
+        out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return out
 
 
 _UUID7_CLEAR = ~((0xF << 76) | (0x3 << 62))

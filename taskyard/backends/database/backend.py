@@ -23,7 +23,7 @@ from taskyard.exceptions import (
 )
 from taskyard.tasks.execution import utcnow
 from taskyard.tasks.hooks import announce_enqueued
-from taskyard.tasks.results import TaskResult, TaskResultStatus, current_enqueuer
+from taskyard.tasks.results import TaskResult, TaskResultStatus, current_enqueuer, new_ids
 from taskyard.tasks.task import PreparedCall, Task
 
 _CANCELLED_BY_DEPENDENCY = (
@@ -37,18 +37,13 @@ def _synchronous(value: Any) -> str | None:
     return None if str(value).upper() in ok else f"must be one of {sorted(ok)}"
 
 
-#: the columns of a bulk insert, in the order ``insert_many`` reads them
-_BULK_COLUMNS = (
-    "id",
+#: the insert columns that depend only on the task (sent once per distinct task in a bulk)
+_TASK_COLUMNS = (
     "task_path",
     "queue_name",
     "priority",
     "backend",
-    "args",
-    "kwargs",
     "options",
-    "enqueued_at",
-    "enqueued_by",
     "run_after",
     "max_attempts",
     "limit_key",
@@ -289,30 +284,36 @@ class DatabaseBackend(Backend):
     def enqueue_many(self, calls: Sequence[PreparedCall]) -> list[TaskResult[Any]]:
         """Enqueue many calls in one transaction; plain ones in a single statement."""
         results: list[TaskResult[Any]] = []
-        simple: list[dict[str, Any]] = []
+        simple: list[
+            tuple[dict[str, Any], str, str | None, str | None]
+        ] = []  # task params, id, args, kwargs
         special: list[tuple[Task[Any, Any], TaskResult[Any], dict[str, Any]]] = []
         now, enqueuer = utcnow(), current_enqueuer()  # one transaction: one enqueue time
         now_text = self.connector.time(now)
-        for call in calls:
-            self.validate_task(call.task)
+        calls = list(calls)
+        for call, result_id in zip(calls, new_ids(len(calls)), strict=True):
+            task = call.task
+            self.validate_task(task)
             result = self.new_result(
-                call.task,
+                task,
                 call.args,
                 call.kwargs,
                 normalized=True,
                 enqueued_at=now,
                 enqueued_by=enqueuer,
+                result_id=result_id,
             )
-            params = self._insert_params(call.task, result, now_text)
             results.append(result)
-            if call.task.depends_on is None and call.task.limit is None:
-                simple.append(params)
+            if task.depends_on is None and task.limit is None:
+                args = dumps(result.args) if result.args else "[]"
+                kwargs = dumps(result.kwargs) if result.kwargs else "{}"
+                simple.append((self._task_params(task), result.id, args, kwargs))
             else:
-                special.append((call.task, result, params))
+                special.append((task, result, self._insert_params(task, result, now_text)))
         c = self.connector
         with c.transaction():
             if simple:
-                self._insert_many(simple)
+                self._insert_many(simple, now_text, enqueuer)
             for task, result, params in special:
                 self._admit(task, result, params)
                 c.run("insert", params)
@@ -321,19 +322,48 @@ class DatabaseBackend(Backend):
             announce_enqueued(sender, result)
         return results
 
-    def _insert_many(self, rows: list[dict[str, Any]]) -> None:
-        """PostgreSQL: one statement taking one array per column. SQLite: ``executemany`` with
-        positional parameters (a fifth faster than named ones)."""
+    def _insert_many(
+        self,
+        rows: list[tuple[dict[str, Any], str, str | None, str | None]],
+        enqueued_at: Any,
+        enqueuer: str,
+    ) -> None:
+        """PostgreSQL: one statement; the columns that come from the task are sent once per
+        distinct task (``groups``), not once per row: binding array elements is most of the
+        cost. SQLite: ``executemany`` with positional parameters (faster than named ones)."""
         c = self.connector
         if c.dialect == "postgresql":
-            c.run("insert_many", {name: [row[name] for row in rows] for name in _BULK_COLUMNS})
+            groups: dict[int, int] = {}
+            statics: list[dict[str, Any]] = []
+            ids, args, kwargs, group_of = [], [], [], []
+            for static, id_, a, k in rows:
+                index = groups.get(id(static))
+                if index is None:
+                    index = groups[id(static)] = len(statics) + 1
+                    statics.append(static)
+                ids.append(id_)
+                args.append(a)
+                kwargs.append(k)
+                group_of.append(index)
+            params: dict[str, Any] = {name: [g[name] for g in statics] for name in _TASK_COLUMNS}
+            params.update(
+                id=ids,
+                args=args,
+                kwargs=kwargs,
+                task_group=group_of,
+                enqueued_at=enqueued_at,
+                enqueued_by=enqueuer,
+            )
+            c.run("insert_many", params)
             return
         import sqlite3
 
+        table = [
+            (id_, *[static[n] for n in _TASK_COLUMNS], a, k, enqueued_at, enqueuer)
+            for static, id_, a, k in rows
+        ]
         try:
-            c.connection().executemany(
-                c.queries["insert_many"], [[row[n] for n in _BULK_COLUMNS] for row in rows]
-            )
+            c.connection().executemany(c.queries["insert_many"], table)
         except sqlite3.Error as exc:
             raise c._translate(exc) from exc  # type: ignore[attr-defined]
 

@@ -23,24 +23,28 @@ SELECT pg_notify('taskyard', queue_name) FROM inserted
 WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= statement_timestamp();
 
 -- name: insert_many
--- Many tasks in one statement (arrays of equal length, sent in binary); one notification
--- per queue.
-WITH rows AS (
+-- Many tasks in one statement. Per row (arrays of equal length, sent in binary): id, args,
+-- kwargs and task_group, a 1-based index into the task arrays (task_path ... qualifiers: one
+-- element per distinct task in the batch). enqueued_at and enqueued_by are one value for all.
+-- One notification per queue.
+WITH task AS (
     SELECT * FROM unnest(
-        %(id)b::uuid[], %(task_path)b::text[], %(queue_name)b::text[], %(priority)b::int[],
-        %(backend)b::text[], %(args)b::text[], %(kwargs)b::text[], %(options)b::text[],
-        %(enqueued_at)b::timestamptz[], %(enqueued_by)b::text[], %(run_after)b::timestamptz[],
-        %(max_attempts)b::int[], %(limit_key)b::text[], %(qualifiers)b::text[])
-        AS r(id, task_path, queue_name, priority, backend, args, kwargs, options, enqueued_at,
-             enqueued_by, run_after, max_attempts, limit_key, qualifiers)
+        %(task_path)b::text[], %(queue_name)b::text[], %(priority)b::int[], %(backend)b::text[],
+        %(options)b::text[], %(run_after)b::timestamptz[], %(max_attempts)b::int[],
+        %(limit_key)b::text[], %(qualifiers)b::text[]) WITH ORDINALITY
+        AS t(task_path, queue_name, priority, backend, options, run_after, max_attempts,
+             limit_key, qualifiers, task_group)
 ), inserted AS (
     INSERT INTO taskyard_task (
         id, task_path, queue_name, priority, status, backend, args, kwargs, options,
         enqueued_at, enqueued_by, run_after, available_at, max_attempts, limit_key, qualifiers)
-    SELECT id, task_path, queue_name, priority, 'READY', backend, args::jsonb, kwargs::jsonb,
-           options::jsonb, enqueued_at, enqueued_by, run_after, COALESCE(run_after, statement_timestamp()),
-           max_attempts, limit_key, qualifiers::jsonb
-    FROM rows
+    SELECT r.id, t.task_path, t.queue_name, t.priority, 'READY', t.backend, r.args::jsonb,
+           r.kwargs::jsonb, t.options::jsonb, %(enqueued_at)s::timestamptz, %(enqueued_by)s,
+           t.run_after, COALESCE(t.run_after, statement_timestamp()), t.max_attempts,
+           t.limit_key, t.qualifiers::jsonb
+    FROM unnest(%(id)b::uuid[], %(args)b::text[], %(kwargs)b::text[], %(task_group)b::int[])
+         AS r(id, args, kwargs, task_group)
+    JOIN task AS t ON t.task_group = r.task_group
     ON CONFLICT (id) DO NOTHING
     RETURNING queue_name, available_at
 )

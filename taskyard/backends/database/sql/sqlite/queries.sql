@@ -13,15 +13,14 @@ VALUES (
 ON CONFLICT (id) DO NOTHING;
 
 -- name: insert_many
--- One row of a bulk insert, run with executemany: positional parameters (id, task_path,
--- queue_name, priority, backend, args, kwargs, options, enqueued_at, enqueued_by, run_after,
--- max_attempts, limit_key, qualifiers) bind faster than named ones.
+-- One row of a bulk insert, run with executemany. Positional parameters (they bind faster than
+-- named ones): id, then the task's columns (task_path, queue_name, priority, backend, options,
+-- run_after, max_attempts, limit_key, qualifiers), then args, kwargs, enqueued_at, enqueued_by.
 INSERT INTO taskyard_task (
-    id, task_path, queue_name, priority, status, backend, args, kwargs, options,
-    enqueued_at, enqueued_by, run_after, available_at, max_attempts, limit_key, qualifiers,
-    errors)
-VALUES (?1, ?2, ?3, ?4, 'READY', ?5, ?6, ?7, ?8, ?9, ?10, ?11, COALESCE(?11, ?9), ?12, ?13, ?14,
-        '[]')
+    id, task_path, queue_name, priority, backend, options, run_after, max_attempts, limit_key,
+    qualifiers, args, kwargs, enqueued_at, enqueued_by, status, available_at, errors)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'READY',
+        COALESCE(?7, ?13), '[]')
 ON CONFLICT (id) DO NOTHING;
 
 -- name: mark_dependency

@@ -418,6 +418,12 @@ def markdown(data: Data) -> str:
         "(private server, no persistence). Medians of "
         f"{args.get('repeats')} runs with the spread; figures from one run are comparable, "
         "figures across runs less so (2 shared cores).",
+        *(
+            f"Re-run since with `--merge`, replacing those figures: {r['date']}, "
+            f"{', '.join(r['steps'])} ({r['subjects']} subjects, "
+            f"{r.get('duration_s', 0) / 60:.0f} min)."
+            for r in meta.get("reruns", [])
+        ),
         "",
         "Versions: "
         + "; ".join(

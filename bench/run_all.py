@@ -641,9 +641,13 @@ def main() -> int:
             "args": {k: v for k, v in vars(args).items()},
         }
         res = Results(meta)
+        timing = meta  # where this run's duration goes
         if args.merge and JSON_PATH.exists():
             old = json.loads(JSON_PATH.read_text())
             res.figures = old["figures"]
+            # the page keeps describing the full run; a merged re-run is listed beside it
+            timing = {"date": meta["date"], "steps": steps, "subjects": args.subjects or "all"}
+            res.meta = {**old["meta"], "reruns": [*old["meta"].get("reruns", []), timing]}
         for subject in subjects:
             subject.prepare()
         table: dict[str, Callable[..., None]] = {
@@ -667,7 +671,7 @@ def main() -> int:
         finally:
             for subject in subjects:
                 subject.close()
-            res.meta["duration_s"] = round(time.monotonic() - started)
+            timing["duration_s"] = round(time.monotonic() - started)
             res.save()
     from bench import report
 

@@ -98,6 +98,21 @@ class _Proxy:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(self.target)
+        except OSError:
+            client.close()
+            return
+        try:
+            self._relay(client, upstream)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            client.close()
+            upstream.close()
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        """Pass bytes both ways, counting, until either side closes (raise ConnectionError)."""
         raise NotImplementedError
 
 
@@ -129,45 +144,28 @@ class PgCounter(_Proxy):
             data += chunk
         return data
 
-    def _serve(self, client: socket.socket) -> None:
-        try:
-            upstream = socket.create_connection(self.target)
-        except OSError:
-            client.close()
-            return
-        try:
-            while True:  # startup: refuse SSL/GSS, forward the real startup message
-                length = struct.unpack("!I", self._read_exact(client, 4))[0]
-                body = self._read_exact(client, length - 4)
-                code = struct.unpack("!I", body[:4])[0]
-                if code in (80877103, 80877104):
-                    client.sendall(b"N")
-                    continue
-                upstream.sendall(struct.pack("!I", length) + body)
-                break
-        except (ConnectionError, OSError):
-            client.close()
-            upstream.close()
-            return
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        while True:  # startup: refuse SSL/GSS, forward the real startup message
+            length = struct.unpack("!I", self._read_exact(client, 4))[0]
+            body = self._read_exact(client, length - 4)
+            code = struct.unpack("!I", body[:4])[0]
+            if code in (80877103, 80877104):
+                client.sendall(b"N")
+                continue
+            upstream.sendall(struct.pack("!I", length) + body)
+            break
         pending = b""
-        socks = [client, upstream]
-        try:
-            while True:
-                readable, _, _ = select.select(socks, [], [])
-                for sock in readable:
-                    data = sock.recv(65536)
-                    if not data:
-                        raise ConnectionError
-                    if sock is client:
-                        upstream.sendall(data)
-                        pending = self._count(pending + data)
-                    else:
-                        client.sendall(data)
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            client.close()
-            upstream.close()
+        while True:
+            readable, _, _ = select.select([client, upstream], [], [])
+            for sock in readable:
+                data = sock.recv(65536)
+                if not data:
+                    raise ConnectionError
+                if sock is client:
+                    upstream.sendall(data)
+                    pending = self._count(pending + data)
+                else:
+                    client.sendall(data)
 
     def _count(self, buffer: bytes) -> bytes:
         statements = trips = 0
@@ -205,34 +203,23 @@ class TurnCounter(_Proxy):
             out, self.round_trips = self.round_trips, 0
         return out
 
-    def _serve(self, client: socket.socket) -> None:
-        try:
-            upstream = socket.create_connection(self.target)
-        except OSError:
-            client.close()
-            return
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
         client_turn = False
-        try:
-            while True:
-                readable, _, _ = select.select([client, upstream], [], [])
-                for sock in readable:
-                    data = sock.recv(65536)
-                    if not data:
-                        raise ConnectionError
-                    if sock is client:
-                        if not client_turn:
-                            client_turn = True
-                            with self._lock:
-                                self.round_trips += 1
-                        upstream.sendall(data)
-                    else:
-                        client_turn = False
-                        client.sendall(data)
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            client.close()
-            upstream.close()
+        while True:
+            readable, _, _ = select.select([client, upstream], [], [])
+            for sock in readable:
+                data = sock.recv(65536)
+                if not data:
+                    raise ConnectionError
+                if sock is client:
+                    if not client_turn:
+                        client_turn = True
+                        with self._lock:
+                            self.round_trips += 1
+                    upstream.sendall(data)
+                else:
+                    client_turn = False
+                    client.sendall(data)
 
 
 # -- the latency probe ----------------------------------------------------------------------------

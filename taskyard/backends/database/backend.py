@@ -50,6 +50,9 @@ _TASK_COLUMNS = (
     "qualifiers",
 )
 
+#: one plain call of a bulk enqueue: the task's insert parameters, id, args and kwargs as JSON
+_BulkRow = tuple[dict[str, Any], str, str | None, str | None]
+
 
 class DatabaseBackend(Backend):
     """A durable queue in a database. ``OPTIONS["URL"]`` picks SQLite or PostgreSQL.
@@ -284,9 +287,7 @@ class DatabaseBackend(Backend):
     def enqueue_many(self, calls: Sequence[PreparedCall]) -> list[TaskResult[Any]]:
         """Enqueue many calls in one transaction; plain ones in a single statement."""
         results: list[TaskResult[Any]] = []
-        simple: list[
-            tuple[dict[str, Any], str, str | None, str | None]
-        ] = []  # task params, id, args, kwargs
+        simple: list[_BulkRow] = []
         special: list[tuple[Task[Any, Any], TaskResult[Any], dict[str, Any]]] = []
         now, enqueuer = utcnow(), current_enqueuer()  # one transaction: one enqueue time
         now_text = self.connector.time(now)
@@ -324,7 +325,7 @@ class DatabaseBackend(Backend):
 
     def _insert_many(
         self,
-        rows: list[tuple[dict[str, Any], str, str | None, str | None]],
+        rows: list[_BulkRow],
         enqueued_at: Any,
         enqueuer: str,
     ) -> None:

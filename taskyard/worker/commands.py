@@ -20,10 +20,9 @@ from taskyard.command import Command
 from taskyard.config import backends, parse_url
 from taskyard.exceptions import InvalidTask
 from taskyard.tasks.execution import utcnow
-from taskyard.worker.health import HealthServer
+from taskyard.worker.health import HealthServer, Metrics
 from taskyard.worker.operations import MoveRefused, move_data, parse_duration, status_report
 from taskyard.worker.probes import (
-    Metrics,
     WorkerHealth,
     health_check,
     monitoring,

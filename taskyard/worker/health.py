@@ -19,6 +19,7 @@ import json
 import logging
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
@@ -37,6 +38,75 @@ class HealthSource(Protocol):
     def metrics(self) -> Mapping[str, tuple[str, str, float | Mapping[str, float]]]:
         """``{name: (type, help, value or {label_value: value})}``; labels are ``queue``."""
         ...
+
+
+Metrics = dict[str, tuple[str, str, float | Mapping[str, float]]]
+
+
+@dataclass
+class QueueStats:
+    """Counts for one queue name (every priority level together), as the health endpoints,
+    ``taskyard status`` and the Django views report them."""
+
+    waiting: int = 0
+    scheduled: int = 0
+    running: int = 0
+    failed: int = 0
+    oldest_waiting_seconds: float | None = None
+
+
+def monitoring_payload(stats: Mapping[str, QueueStats]) -> dict[str, Any]:
+    """``waiting`` first (the Flagsmith endpoint's field), then the rest; counts only."""
+    oldest = [s.oldest_waiting_seconds for s in stats.values() if s.oldest_waiting_seconds]
+    return {
+        "waiting": sum(s.waiting for s in stats.values()),
+        "scheduled": sum(s.scheduled for s in stats.values()),
+        "running": sum(s.running for s in stats.values()),
+        "failed": sum(s.failed for s in stats.values()),
+        "oldest_waiting_seconds": max(oldest) if oldest else None,
+        "queues": {
+            name: {
+                "waiting": s.waiting,
+                "scheduled": s.scheduled,
+                "running": s.running,
+                "failed": s.failed,
+                "oldest_waiting_seconds": s.oldest_waiting_seconds,
+            }
+            for name, s in sorted(stats.items())
+        },
+    }
+
+
+def queue_metrics(stats: Mapping[str, QueueStats], failed_help: str) -> Metrics:
+    """Prometheus gauges of the queue, labelled by queue name (``failed_help`` says what the
+    backend counts as failed)."""
+    return {
+        "taskyard_tasks_waiting": (
+            "gauge",
+            "Tasks due and not started, per queue",
+            {q: float(s.waiting) for q, s in stats.items()},
+        ),
+        "taskyard_tasks_scheduled": (
+            "gauge",
+            "Tasks waiting for run_after or a retry backoff, per queue",
+            {q: float(s.scheduled) for q, s in stats.items()},
+        ),
+        "taskyard_tasks_running": (
+            "gauge",
+            "Tasks running, per queue",
+            {q: float(s.running) for q, s in stats.items()},
+        ),
+        "taskyard_tasks_failed": (
+            "gauge",
+            failed_help,
+            {q: float(s.failed) for q, s in stats.items()},
+        ),
+        "taskyard_oldest_waiting_seconds": (
+            "gauge",
+            "Age of the oldest waiting task, per queue",
+            {q: float(s.oldest_waiting_seconds or 0.0) for q, s in stats.items()},
+        ),
+    }
 
 
 def render_metrics(

@@ -8,9 +8,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from taskyard.backends.database.backend import DatabaseBackend
-from taskyard.backends.database.worker_ops import QueueOps, QueueStats
+from taskyard.backends.database.worker_ops import QueueOps
 from taskyard.exceptions import BackendUnavailable, InvalidTaskBackend
 from taskyard.tasks.task import task
+from taskyard.worker.health import Metrics, QueueStats, monitoring_payload
+from taskyard.worker.health import queue_metrics as shared_queue_metrics
 
 if TYPE_CHECKING:
     from taskyard.worker.worker import Worker
@@ -38,55 +40,13 @@ def probe(backend: DatabaseBackend, queue: str, timeout: float) -> tuple[bool, s
 
 
 def monitoring(ops: QueueOps) -> dict[str, Any]:
-    """``waiting`` first (the Flagsmith endpoint's field), then the rest; counts only."""
-    stats = ops.stats()
-    oldest = [s.oldest_waiting_seconds for s in stats.values() if s.oldest_waiting_seconds]
-    return {
-        "waiting": sum(s.waiting for s in stats.values()),
-        "scheduled": sum(s.scheduled for s in stats.values()),
-        "running": sum(s.running for s in stats.values()),
-        "failed": sum(s.failed for s in stats.values()),
-        "oldest_waiting_seconds": max(oldest) if oldest else None,
-        "queues": {
-            name: {
-                "waiting": s.waiting,
-                "scheduled": s.scheduled,
-                "running": s.running,
-                "failed": s.failed,
-                "oldest_waiting_seconds": s.oldest_waiting_seconds,
-            }
-            for name, s in sorted(stats.items())
-        },
-    }
-
-
-Metrics = dict[str, tuple[str, str, float | Mapping[str, float]]]
+    """The ``/processor/monitoring`` JSON for a Database backend's queues."""
+    return monitoring_payload(ops.stats())
 
 
 def queue_metrics(stats: Mapping[str, QueueStats]) -> Metrics:
-    """Prometheus gauges of the queue, labelled by queue name."""
-    return {
-        "taskyard_tasks_waiting": (
-            "gauge",
-            "Tasks due and not started",
-            {q: s.waiting for q, s in stats.items()},
-        ),
-        "taskyard_tasks_running": (
-            "gauge",
-            "Tasks running",
-            {q: s.running for q, s in stats.items()},
-        ),
-        "taskyard_tasks_failed": (
-            "gauge",
-            "FAILED results kept",
-            {q: s.failed for q, s in stats.items()},
-        ),
-        "taskyard_oldest_waiting_seconds": (
-            "gauge",
-            "Age of the oldest due task",
-            {q: s.oldest_waiting_seconds or 0.0 for q, s in stats.items()},
-        ),
-    }
+    """Prometheus gauges of a Database backend's queues, labelled by queue name."""
+    return shared_queue_metrics(stats, "FAILED results kept, per queue")
 
 
 def live_workers(ops: QueueOps, lease: float = 20.0) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from taskyard.backends.database.connectors import Row, dumps
 from taskyard.tasks.execution import Outcome, utcnow
 from taskyard.tasks.results import Progress, TaskResult, TaskResultStatus
+from taskyard.worker.health import QueueStats
 
 if TYPE_CHECKING:
     from taskyard.backends.database.backend import DatabaseBackend
@@ -28,15 +29,6 @@ class Finished:
 
     result: TaskResult[Any]
     outcome: Outcome
-
-
-@dataclass
-class QueueStats:
-    waiting: int
-    scheduled: int
-    running: int
-    failed: int
-    oldest_waiting_seconds: float | None
 
 
 class QueueOps:

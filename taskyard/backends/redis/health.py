@@ -5,22 +5,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from taskyard.backends.redis.keys import as_str
 from taskyard.backends.redis.worker import expand_levels
-
-
-@dataclass
-class QueueStats:
-    """Counts for one taskyard queue name, all priority levels together."""
-
-    waiting: int = 0
-    scheduled: int = 0
-    running: int = 0
-    failed: int = 0
-    oldest_waiting_seconds: float | None = None
+from taskyard.worker.health import Metrics, QueueStats, monitoring_payload, queue_metrics
 
 
 def queue_stats(client: Any, bases: Sequence[str]) -> dict[str, QueueStats]:
@@ -71,28 +60,6 @@ def queue_stats(client: Any, bases: Sequence[str]) -> dict[str, QueueStats]:
     return stats
 
 
-def monitoring(stats: dict[str, QueueStats]) -> dict[str, Any]:
-    """``waiting`` first (the Flagsmith endpoint's field), then the rest; counts only."""
-    oldest = [s.oldest_waiting_seconds for s in stats.values() if s.oldest_waiting_seconds]
-    return {
-        "waiting": sum(s.waiting for s in stats.values()),
-        "scheduled": sum(s.scheduled for s in stats.values()),
-        "running": sum(s.running for s in stats.values()),
-        "failed": sum(s.failed for s in stats.values()),
-        "oldest_waiting_seconds": max(oldest) if oldest else None,
-        "queues": {
-            name: {
-                "waiting": s.waiting,
-                "scheduled": s.scheduled,
-                "running": s.running,
-                "failed": s.failed,
-                "oldest_waiting_seconds": s.oldest_waiting_seconds,
-            }
-            for name, s in sorted(stats.items())
-        },
-    }
-
-
 class RQHealth:
     """``HealthSource`` for ``taskyard rqworker``.
 
@@ -129,37 +96,13 @@ class RQHealth:
         return True, "ok"
 
     def monitoring(self) -> dict[str, Any]:
-        data = monitoring(queue_stats(self.client, self.bases))
+        data = monitoring_payload(queue_stats(self.client, self.bases))
         data["processes"] = self._processes()
         return data
 
-    def metrics(self) -> dict[str, tuple[str, str, float | dict[str, float]]]:
+    def metrics(self) -> Metrics:
         stats = queue_stats(self.client, self.bases)
         return {
-            "taskyard_tasks_waiting": (
-                "gauge",
-                "Tasks due and not started, per queue",
-                {q: float(s.waiting) for q, s in stats.items()},
-            ),
-            "taskyard_tasks_scheduled": (
-                "gauge",
-                "Tasks waiting for run_after or a retry backoff, per queue",
-                {q: float(s.scheduled) for q, s in stats.items()},
-            ),
-            "taskyard_tasks_running": (
-                "gauge",
-                "Tasks running, per queue",
-                {q: float(s.running) for q, s in stats.items()},
-            ),
-            "taskyard_tasks_failed": (
-                "gauge",
-                "Jobs in rq's failed registries, per queue",
-                {q: float(s.failed) for q, s in stats.items()},
-            ),
-            "taskyard_oldest_waiting_seconds": (
-                "gauge",
-                "Age of the oldest waiting task, per queue",
-                {q: float(s.oldest_waiting_seconds or 0.0) for q, s in stats.items()},
-            ),
+            **queue_metrics(stats, "Jobs in rq's failed registries, per queue"),
             "taskyard_worker_processes": ("gauge", "Worker processes", float(self._processes())),
         }

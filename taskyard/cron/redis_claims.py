@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from taskyard.backends.redis.keys import as_str, limit_key, require_rq
+from taskyard.backends.redis.keys import as_str, limit_key
 from taskyard.cron.claims import LIMITED, Claim, ClaimStore, ScheduleState
 from taskyard.exceptions import BackendUnavailable, TaskLimitError
 
@@ -72,14 +72,8 @@ class RedisClaimStore(ClaimStore):
         return self.redis_backend.connection()
 
     def _guard(self, call: Callable[..., T], *args: Any) -> T:
-        _, redis = require_rq()
-        try:
-            return call(*args)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise BackendUnavailable(
-                f"backend {self.backend.alias!r}: Redis at "
-                f"{self.redis_backend.describe_connection()} is unreachable: {exc}"
-            ) from exc
+        """Redis being unreachable becomes ``BackendUnavailable`` (the backend's own rule)."""
+        return self.redis_backend._guard(call, *args)
 
     # -- claiming ---------------------------------------------------------------------------------
 

@@ -26,6 +26,23 @@ class TaskNotFound(InvalidTask):
     """A module path does not lead to a task object."""
 
 
+def class_path(cls: type) -> str:
+    """``module.QualifiedName`` of a class (how exception classes are stored)."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def import_exception(path: str) -> type[BaseException]:
+    """The exception class a stored ``retry_on`` entry names; ``InvalidTask`` otherwise."""
+    module_name, _, name = path.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise InvalidTask(f"retry_on names {path!r}, which cannot be imported: {exc}") from None
+    if not (isinstance(found, type) and issubclass(found, BaseException)):
+        raise InvalidTask(f"retry_on names {path!r}, which is not an exception class")
+    return found
+
+
 def register(task: Task[Any, Any]) -> None:
     """Remember a declared task under its module path (done by ``@task``)."""
     with _lock:

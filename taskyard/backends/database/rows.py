@@ -8,7 +8,6 @@ differences, so a plain ``task.enqueue()`` stores no options at all.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from taskyard.exceptions import InvalidTask
@@ -26,10 +25,6 @@ _CLASS_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Task) if f.name
 _STATUS = {s.value: s for s in TaskResultStatus}
 
 
-def _class_path(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
 def task_overrides(task: Task[Any, Any]) -> dict[str, Any] | None:
     """The option values of ``task`` that differ from its declaration (JSON-ready)."""
     declared = registry.declared(task.module_path)
@@ -40,19 +35,8 @@ def task_overrides(task: Task[Any, Any]) -> dict[str, Any] | None:
         value = getattr(task, name)
         base = getattr(declared, name) if declared is not None else _CLASS_DEFAULTS[name]
         if value != base:
-            out[name] = [_class_path(c) for c in value] if name == "retry_on" else value
+            out[name] = [registry.class_path(c) for c in value] if name == "retry_on" else value
     return out or None
-
-
-def _import_exception(path: str) -> type[BaseException]:
-    module, _, name = path.rpartition(".")
-    try:
-        found = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise InvalidTask(f"retry_on names {path!r}, which cannot be imported: {exc}") from exc
-    if not (isinstance(found, type) and issubclass(found, BaseException)):
-        raise InvalidTask(f"retry_on names {path!r}, which is not an exception class")
-    return found
 
 
 def task_for_row(row: Row, connector: Connector) -> Task[Any, Any]:
@@ -79,7 +63,7 @@ def task_for_row(row: Row, connector: Connector) -> Task[Any, Any]:
             if name not in OPTION_FIELDS:
                 continue
             changes[name] = (
-                tuple(_import_exception(p) for p in value) if name == "retry_on" else value
+                tuple(registry.import_exception(p) for p in value) if name == "retry_on" else value
             )
     limit_key = row["limit_key"]
     if limit_key is not None and limit_key != task.effective_limit_key:

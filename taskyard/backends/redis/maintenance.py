@@ -25,8 +25,7 @@ from taskyard.backends.redis.keys import (
 from taskyard.backends.redis.record import RQ_FINISHED, WorkerLost, decode_call, load_record
 from taskyard.backends.redis.serializer import JSONSerializer
 from taskyard.exceptions import InvalidTask
-from taskyard.tasks.execution import utcnow
-from taskyard.tasks.results import TaskError
+from taskyard.tasks.execution import error_from_exception, utcnow
 
 logger = logging.getLogger("taskyard.backends.redis")
 lifecycle = logging.getLogger("taskyard.tasks")
@@ -36,11 +35,7 @@ _TRIES = 20
 
 
 def _error(exc: BaseException) -> dict[str, str]:
-    kind = type(exc)
-    return TaskError(
-        exception_class_path=f"{kind.__module__}.{kind.__qualname__}",
-        traceback="".join(traceback.format_exception(exc)),
-    ).to_json()
+    return error_from_exception(exc).to_json()
 
 
 def _finished_record(raw: Any, exc: BaseException) -> str:

@@ -6,7 +6,6 @@ result record in extra fields of the job hash. Reading a ``TaskResult`` back fro
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import zlib
 from collections.abc import Mapping
@@ -76,27 +75,16 @@ def encode_options(task: Task[Any, Any]) -> dict[str, Any]:
         if name == "run_after":
             value = value.isoformat()
         elif name == "retry_on":
-            value = [f"{c.__module__}.{c.__qualname__}" for c in value]
+            value = [registry.class_path(c) for c in value]
         out[name] = value
     return out
-
-
-def _import_exception(path: str) -> type[BaseException]:
-    module_name, _, name = path.rpartition(".")
-    try:
-        found = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise InvalidTask(f"retry_on names {path!r}, which cannot be imported: {exc}") from None
-    if not (isinstance(found, type) and issubclass(found, BaseException)):
-        raise InvalidTask(f"retry_on names {path!r}, which is not an exception class")
-    return found
 
 
 def decode_option(name: str, value: Any) -> Any:
     if name == "run_after":
         return datetime.fromisoformat(value)
     if name == "retry_on":
-        return tuple(_import_exception(path) for path in value)
+        return tuple(registry.import_exception(path) for path in value)
     return value
 
 
@@ -290,7 +278,7 @@ def result_from_hash(
         text = exc_text or f"rq marked the job {rq_status}"
         result._errors.append(
             TaskError(
-                exception_class_path=f"{WorkerLost.__module__}.{WorkerLost.__qualname__}",
+                exception_class_path=registry.class_path(WorkerLost),
                 traceback=text,
             )
         )

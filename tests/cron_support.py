@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from taskyard.cron.claims import ClaimStore
-from taskyard.cron.schedule import Schedule
+from taskyard.cron.schedule import EPOCH, Schedule
 from taskyard.cron.scheduler import Scheduler
+from tests import tasks
 
 START = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 
@@ -96,3 +98,29 @@ def run_three(
         thread.join(120)
     if errors:
         raise errors[0]
+
+
+def record(name: str, **options: Any) -> Schedule:
+    """A schedule of ``tests.tasks.record(name)``, every minute unless ``options`` say otherwise."""
+    options.setdefault("expression", "* * * * *")
+    return Schedule(name=name, task=tasks.record, args=[name], **options)
+
+
+def race_schedules() -> list[Schedule]:
+    """The schedules the three-scheduler races run on every claim store."""
+    return [
+        record("every-minute"),
+        record("every-five", expression="*/5 * * * *"),
+        record("paris-quarter", expression="*/15 * * * *", timezone="Europe/Paris"),
+        record("ninety-seconds", expression=None, every=timedelta(seconds=90)),
+    ]
+
+
+def race_expected(end: datetime) -> dict[str, list[datetime]]:
+    """Every tick of ``race_schedules()`` from ``START`` up to ``end``."""
+    return {
+        "every-minute": minute_ticks(START, end, 1),
+        "every-five": minute_ticks(START, end, 5),
+        "paris-quarter": minute_ticks(START, end, 15),
+        "ninety-seconds": every_nth(START, end, timedelta(seconds=90), EPOCH),
+    }

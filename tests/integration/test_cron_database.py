@@ -14,12 +14,19 @@ from taskyard.backends.database import DatabaseBackend
 from taskyard.backends.database.worker_ops import QueueOps
 from taskyard.cron import Schedule, Scheduler, registry
 from taskyard.cron.claims import DatabaseClaimStore
-from taskyard.cron.schedule import EPOCH
 from taskyard.exceptions import BackendUnavailable
 from taskyard.worker.operations import status_report
 from taskyard.worker.worker import Worker, WorkerConfig
 from tests import tasks
-from tests.cron_support import START, SimClock, every_nth, minute_ticks, run_three
+from tests.cron_support import (
+    START,
+    SimClock,
+    every_nth,
+    race_expected,
+    race_schedules,
+    record,
+    run_three,
+)
 
 
 @pytest.fixture
@@ -49,11 +56,6 @@ def tasks_by_label(db: DatabaseBackend) -> dict[str, list[str]]:
         label = db.connector.parse_json(row["args"])[0]
         out.setdefault(label, []).append(str(row["id"]))
     return out
-
-
-def record(name: str, **options: Any) -> Schedule:
-    options.setdefault("expression", "* * * * *")
-    return Schedule(name=name, task=tasks.record, args=[name], **options)
 
 
 def test_the_migration_creates_the_cron_tables(cron_db: DatabaseBackend) -> None:
@@ -115,10 +117,7 @@ def test_three_schedulers_enqueue_every_tick_exactly_once(
 ) -> None:
     """Three schedulers, each with its own connection, race over 60 simulated minutes."""
     schedules = [
-        record("every-minute"),
-        record("every-five", expression="*/5 * * * *"),
-        record("paris-quarter", expression="*/15 * * * *", timezone="Europe/Paris"),
-        record("ninety-seconds", expression=None, every=timedelta(seconds=90)),
+        *race_schedules(),
         record(
             "seven-from-start",
             expression=None,
@@ -141,10 +140,7 @@ def test_three_schedulers_enqueue_every_tick_exactly_once(
             backend.close()
     end = START + timedelta(minutes=60)
     expected = {
-        "every-minute": minute_ticks(START, end, 1),
-        "every-five": minute_ticks(START, end, 5),
-        "paris-quarter": minute_ticks(START, end, 15),
-        "ninety-seconds": every_nth(START, end, timedelta(seconds=90), EPOCH),
+        **race_expected(end),
         "seven-from-start": every_nth(
             START, end, timedelta(minutes=7), START + timedelta(seconds=30)
         ),

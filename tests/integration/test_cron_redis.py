@@ -15,9 +15,15 @@ from taskyard.backends.redis import RedisBackend
 from taskyard.config import backends
 from taskyard.cron import Schedule, Scheduler, registry
 from taskyard.cron.redis_claims import LAST_KEY, RedisClaimStore, claim_key
-from taskyard.cron.schedule import EPOCH
 from tests import tasks
-from tests.cron_support import START, SimClock, every_nth, minute_ticks, run_three
+from tests.cron_support import (
+    START,
+    SimClock,
+    race_expected,
+    race_schedules,
+    record,
+    run_three,
+)
 from tests.redis_fixtures import REDIS_URL, new_fake_url, real_redis, redis_entry
 
 #: The real server's database kept for these tests (flushed before and after each one).
@@ -41,11 +47,6 @@ def backend(url: str) -> Iterator[RedisBackend]:
     with registry.isolated():
         yield built
     built.close()
-
-
-def record(name: str, **options: Any) -> Schedule:
-    options.setdefault("expression", "* * * * *")
-    return Schedule(name=name, task=tasks.record, args=[name], **options)
 
 
 def queued(backend: RedisBackend) -> list[str]:
@@ -110,12 +111,7 @@ def test_a_limited_task_records_the_tick_without_a_job(backend: RedisBackend) ->
 
 def test_three_schedulers_enqueue_every_tick_exactly_once(backend: RedisBackend, url: str) -> None:
     """Three schedulers, each with its own client, race over 60 simulated minutes."""
-    schedules = [
-        record("every-minute"),
-        record("every-five", expression="*/5 * * * *"),
-        record("paris-quarter", expression="*/15 * * * *", timezone="Europe/Paris"),
-        record("ninety-seconds", expression=None, every=timedelta(seconds=90)),
-    ]
+    schedules = race_schedules()
     own: list[RedisBackend] = []
 
     def make_store(index: int) -> RedisClaimStore:
@@ -130,12 +126,7 @@ def test_three_schedulers_enqueue_every_tick_exactly_once(backend: RedisBackend,
         for built in own:
             built.close()
     end = START + timedelta(minutes=60)
-    expected = {
-        "every-minute": minute_ticks(START, end, 1),
-        "every-five": minute_ticks(START, end, 5),
-        "paris-quarter": minute_ticks(START, end, 15),
-        "ninety-seconds": every_nth(START, end, timedelta(seconds=90), EPOCH),
-    }
+    expected = race_expected(end)
     assert len(expected["every-minute"]) == 60
     all_jobs = queued(backend)
     assert len(all_jobs) == len(set(all_jobs))  # no job queued twice

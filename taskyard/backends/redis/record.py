@@ -25,7 +25,7 @@ from taskyard.backends.redis.keys import (
 from taskyard.exceptions import InvalidTask, TaskResultDoesNotExist
 from taskyard.tasks import registry
 from taskyard.tasks.results import Progress, TaskError, TaskResult, TaskResultStatus
-from taskyard.tasks.task import DEFAULT_RETRY_ON, Task
+from taskyard.tasks.task import DEFAULT_RETRY_ON, EXTENSION_OPTIONS, Task
 
 if TYPE_CHECKING:
     from taskyard.backends.base import Backend
@@ -38,14 +38,7 @@ OPTION_FIELDS = (
     "queue_name",
     "backend",
     "run_after",
-    "retries",
-    "retry_backoff",
-    "retry_backoff_max",
-    "retry_on",
-    "timeout",
-    "depends_on",
-    "limit",
-    "limit_key",
+    *(name for name in EXTENSION_OPTIONS if name != "qualifiers"),  # refused on Redis
 )
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Task) if f.name in OPTION_FIELDS}
 _DEFAULTS["retry_on"] = DEFAULT_RETRY_ON

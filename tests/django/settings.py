@@ -73,9 +73,12 @@ if os.environ.get("TASKYARD_DJANGO_DB") == "postgres":
         "HOST": _url.hostname,
         "PORT": _url.port or 5432,
     }
+    # Test databases are named after the server database, so runs against different
+    # TASKYARD_TEST_POSTGRES_URL databases (parallel checkouts) do not collide.
+    _test_name = f"taskyard_django_{_pg['NAME']}"
     DATABASES = {
-        "default": {**_pg, "TEST": {"NAME": "taskyard_django_test"}},
-        "queue2": {**_pg, "TEST": {"NAME": "taskyard_django_test_q2"}},
+        "default": {**_pg, "TEST": {"NAME": _test_name}},
+        "queue2": {**_pg, "TEST": {"NAME": f"{_test_name}_q2"}},
     }
 else:
     DATABASES = {

@@ -47,6 +47,15 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MODULE",
         help="import this module first (repeatable): task and schedule modules",
     )
+    parser.add_argument(
+        "--allow-import",
+        dest="allowed_imports",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="let stored tasks name modules under this package, imported on demand "
+        "(repeatable; also $TASKYARD_ALLOWED_IMPORTS and the settings' ALLOWED_IMPORTS)",
+    )
 
 
 def apply_common_arguments(args: argparse.Namespace, configured: bool = False) -> None:
@@ -63,19 +72,33 @@ def apply_common_arguments(args: argparse.Namespace, configured: bool = False) -
         configure(settings_module=args.settings, url=args.url)
     elif not configured:
         configure()
-    import importlib
-
-    for module in list(args.imports) + _settings_imports():
-        importlib.import_module(module)
+    declare_imports(args.imports, args.allowed_imports)
 
 
-def _settings_imports() -> list[str]:
+def declare_imports(imports: Sequence[str], allowed: Sequence[str] = ()) -> list[str]:
+    """Import the task modules the deployment declares (``--import`` plus the settings'
+    ``IMPORTS``) and allow on-demand imports under ``--allow-import``, the settings'
+    ``ALLOWED_IMPORTS`` (and ``$TASKYARD_ALLOWED_IMPORTS``, read by the registry itself);
+    return the modules imported.
+
+    Only these decide what a worker imports: stored task data never does (see
+    ``taskyard.tasks.registry``)."""
+    from taskyard.tasks import registry
+
+    registry.allow_imports([*allowed, *_settings_list("ALLOWED_IMPORTS")])
+    modules = list(dict.fromkeys([*imports, *_settings_list("IMPORTS")]))
+    for module in modules:
+        registry.import_declared(module)
+    return modules
+
+
+def _settings_list(name: str) -> list[str]:
     module_name = backends.settings_module
     if not module_name:
         return []
     module = sys.modules.get(module_name)
-    imports = getattr(module, "IMPORTS", None) or []
-    return [str(name) for name in imports]
+    values = getattr(module, name, None) or []
+    return [str(value) for value in values]
 
 
 # -- taskyard check ---------------------------------------------------------------------------
@@ -157,7 +180,10 @@ def main(
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
-        apply_common_arguments(args, configured)
+        try:
+            apply_common_arguments(args, configured)
+        except taskyard.InvalidTask as exc:  # a bad --import or --allow-import
+            raise taskyard.InvalidTaskBackend(str(exc)) from exc
         command: Command = args._command
         return command.run(args)
     except taskyard.InvalidTaskBackend as exc:

@@ -45,8 +45,20 @@ class WorkerLost(TaskyardError):
     """Recorded as the error of an attempt whose worker died or stopped renewing its lease."""
 
 
+class CorruptTask(TaskyardError):
+    """A stored task's data cannot be read (written by something other than taskyard).
+
+    Recorded as the error of a task set aside for it; raised by a store when a statement
+    failed on such data (the worker then sets those tasks aside and carries on)."""
+
+
 class TaskTimeout(BaseException):
     """Raised inside a task that ran longer than its ``timeout``; recorded as its error."""
+
+
+class WorkerInterrupt(BaseException):
+    """Raised in a task's thread by its worker when it must stop at once (cold shutdown): the
+    attempt is handed back as interrupted, never recorded as the task's failure."""
 
 
 class TaskCancelled(BaseException):
@@ -58,6 +70,7 @@ InvalidTaskError = InvalidTask
 
 __all__ = [
     "BackendUnavailable",
+    "CorruptTask",
     "InvalidTask",
     "InvalidTaskArguments",
     "InvalidTaskBackend",
@@ -68,5 +81,6 @@ __all__ = [
     "TaskResultMismatch",
     "TaskTimeout",
     "TaskyardError",
+    "WorkerInterrupt",
     "WorkerLost",
 ]

@@ -9,6 +9,7 @@ import pytest
 
 import taskyard
 from taskyard.config import backends
+from taskyard.tasks import registry
 from tests import tasks
 
 IN_CI = bool(os.environ.get("CI"))
@@ -31,6 +32,7 @@ def _clean_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for event in tasks.GATES.values():
         event.set()
     backends.reset()
+    registry.reset_allowed_imports()
 
 
 @pytest.fixture

@@ -110,6 +110,12 @@ def gate(name: str, seconds: float = 10.0) -> str:
 
 
 @task
+def gate_then_fail(name: str, seconds: float = 10.0) -> str:
+    GATES.setdefault(name, threading.Event()).wait(seconds)
+    raise RuntimeError(f"{name} failed after its gate opened")
+
+
+@task
 async def async_add(a: int, b: int) -> int:
     await asyncio.sleep(0)
     return a + b
@@ -169,7 +175,17 @@ def poison() -> None:
 
 @task(timeout=0.5)
 def blocks_in_c(seconds: float) -> str:
-    """One long C call: a thread timeout cannot interrupt it, only killing the process can."""
+    """One long C call: a thread timeout cannot interrupt it (SIGALRM on the main thread can)."""
+    time.sleep(seconds)
+    return "woke up"
+
+
+@task(timeout=0.5)
+def ignores_alarm(seconds: float) -> str:
+    """Blocks SIGALRM, then one long C call: nothing but ending the process stops it."""
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
     time.sleep(seconds)
     return "woke up"
 

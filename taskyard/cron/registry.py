@@ -29,7 +29,7 @@ from taskyard.cron.schedule import (
     Schedule,
     parse_every,
 )
-from taskyard.tasks.registry import TaskNotFound, as_task, resolve
+from taskyard.tasks.registry import TaskNotFound, as_task, import_task
 from taskyard.tasks.task import compute_module_path
 
 T = TypeVar("T")
@@ -299,7 +299,7 @@ def _build(name: str, fields: dict[str, Any], base: Schedule | None, source: str
     values = {k: v for k, v in fields.items() if k not in ("enabled", "task")}
     if "task" in fields:
         try:
-            task = resolve(fields["task"])
+            task = import_task(fields["task"])
         except TaskNotFound as exc:
             raise InvalidSchedule(f"{where}: {exc}") from None
     elif base is not None:

@@ -22,20 +22,18 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import heapq
-import itertools
 import random
 import signal
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from taskyard.exceptions import TaskCancelled, TaskTimeout
+from taskyard.exceptions import TaskCancelled, TaskTimeout, WorkerInterrupt
 from taskyard.tasks.context import IN_MEMORY, AttemptControl, TaskContext
+from taskyard.tasks.deadlines import DEADLINES
 from taskyard.tasks.hooks import announce_finished, announce_retry, announce_started
 from taskyard.tasks.results import TaskError, TaskResultStatus
 from taskyard.tasks.serialization import normalize_return_value
@@ -127,9 +125,13 @@ def execute(
     try:
         value = invoke(task.func, args, result._kwargs, task.timeout, task.is_async)
         value = normalize_return_value(value, task.module_path)
-    except KeyboardInterrupt:
+    except WorkerInterrupt:
         raise
     except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is (
+            threading.main_thread()
+        ):
+            raise  # Ctrl-C in an inline run; in a worker thread it is the task's own doing
         return record_failure(task, result, exc, cancel_requested=control.is_cancelled(result))
     result._return_value = value
     result._status = SUCCESSFUL
@@ -150,7 +152,9 @@ def record_failure(
         result._status = CANCELLED
         result._finished_at = utcnow()
         return Outcome(CANCELLED, exception=exc)
-    if result.attempts <= task.retries and isinstance(exc, task.retry_on):
+    budget = result._retries_left
+    can_retry = budget > 0 if budget is not None else result.attempts <= task.retries
+    if can_retry and isinstance(exc, task.retry_on):
         delay = backoff_delay(task, result.attempts)
         result._status = READY
         return Outcome(READY, utcnow() + timedelta(seconds=delay), delay, exc)
@@ -256,55 +260,38 @@ _set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 
 
 class _Watchdog:
-    """One background thread that raises ``TaskTimeout`` in threads whose deadline passed."""
+    """Raises ``TaskTimeout`` in threads whose deadline passed (on the shared timer thread)."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int]] = []
-        self._armed: dict[int, int] = {}
+        self._lock = threading.Lock()
         self._fired: dict[int, int] = {}
-        self._counter = itertools.count()
-        self._thread: threading.Thread | None = None
+        self._disarmed: set[int] = set()
 
     def arm(self, thread_id: int, seconds: float) -> int:
-        with self._cond:
-            token = next(self._counter)
-            self._armed[token] = thread_id
-            heapq.heappush(self._heap, (time.monotonic() + seconds, token))
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="taskyard-timeout-watchdog", daemon=True
-                )
-                self._thread.start()
-            self._cond.notify()
-            return token
+        cell: list[int] = []
+        token = DEADLINES.schedule(seconds, lambda: self._fire(cell[0], thread_id))
+        cell.append(token)
+        return token
+
+    def _fire(self, token: int, thread_id: int) -> None:
+        with self._lock:
+            if token in self._disarmed:
+                self._disarmed.discard(token)
+                return
+            self._fired[token] = thread_id
+            _set_async_exc(ctypes.c_ulong(thread_id), ctypes.py_object(TaskTimeout))
 
     def disarm(self, token: int) -> bool:
         """Stop watching; if the deadline already fired, clear a not-yet-delivered exception."""
-        with self._cond:
-            if self._armed.pop(token, None) is not None:
+        with self._lock:
+            if DEADLINES.cancel(token):
                 return False
             thread_id = self._fired.pop(token, None)
-            if thread_id is not None:
-                _set_async_exc(ctypes.c_ulong(thread_id), None)
-                return True
-            return False
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._heap:
-                    self._cond.wait()
-                deadline, token = self._heap[0]
-                wait = deadline - time.monotonic()
-                if wait > 0:
-                    self._cond.wait(wait)
-                    continue
-                heapq.heappop(self._heap)
-                thread_id = self._armed.pop(token, None)
-                if thread_id is not None:
-                    self._fired[token] = thread_id
-                    _set_async_exc(ctypes.c_ulong(thread_id), ctypes.py_object(TaskTimeout))
+            if thread_id is None:
+                self._disarmed.add(token)  # due, its action not run yet: make it a no-op
+                return False
+            _set_async_exc(ctypes.c_ulong(thread_id), None)
+            return True
 
 
 WATCHDOG = _Watchdog()

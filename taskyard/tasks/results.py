@@ -109,6 +109,7 @@ class TaskResult(Generic[T]):
 
     __slots__ = (
         "_args",
+        "_attempt",
         "_backend_obj",
         "_cancel_requested",
         "_enqueued_at",
@@ -119,6 +120,7 @@ class TaskResult(Generic[T]):
         "_kwargs",
         "_last_attempted_at",
         "_progress",
+        "_retries_left",
         "_return_value",
         "_started_at",
         "_status",
@@ -164,6 +166,12 @@ class TaskResult(Generic[T]):
         self._enqueued_by = enqueued_by
         self._backend_obj = backend_obj
         self._cancel_requested = False
+        # Retries still allowed after the current attempt, when the store keeps that budget
+        # (interrupted attempts do not spend it); None: ``task.retries`` minus attempts.
+        self._retries_left: int | None = None
+        # The number the store knows the current attempt by (fences its completion); None:
+        # ``attempts``.
+        self._attempt: int | None = None
 
     # -- read-only attributes -------------------------------------------------------------
 

@@ -204,6 +204,10 @@ def worker_config(args: argparse.Namespace, backend_queues: frozenset[str]) -> W
         max_tasks=args.max_tasks_per_process,
         qualifiers=dict(args.qualifier),
         exclude_queues=list(getattr(args, "exclude_queues", None) or []),
+        # one thread: run tasks on the main thread, where timeouts interrupt blocking calls
+        inline=int(values["threads"]) == 1,
+        # a task that cannot be stopped at its timeout: run this command line again
+        on_stuck="exec",
     )
 
 

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from taskyard.exceptions import BackendUnavailable
+from taskyard.exceptions import BackendUnavailable, CorruptTask
 
 if TYPE_CHECKING:
     from taskyard.worker.worker import Worker
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("taskyard.worker")
 
 SETTLE_EVERY = 30.0
+QUARANTINE_EVERY = 300.0
 RETENTION_EVERY = 60.0
 
 
@@ -32,6 +33,7 @@ class Maintenance:
         self.last_ok = time.monotonic()
         self._last_settle = 0.0
         self._last_retention = 0.0
+        self._last_sweep = time.monotonic()
 
     def start(self) -> None:
         self._heartbeat("running")
@@ -86,16 +88,23 @@ class Maintenance:
         for result in worker.running_results():
             if flags.get(result.id):
                 result._cancel_requested = True
-        lost = [i for i in held if i not in flags]
+        # A task that finished (and was recorded) since ``held`` was read is not lost.
+        still_held = set(worker.held_ids())
+        lost = [i for i in held if i not in flags and i in still_held]
         if lost:
             logger.warning(
-                "worker %s no longer holds %d lease(s) (reaped while the database was "
-                "unreachable?); their outcomes will be discarded",
+                "worker %s no longer holds the lease of %d running task(s) (it expired while "
+                "the database was unreachable): another worker may run them again; their "
+                "outcomes are recorded unless a newer attempt has begun",
                 worker.worker_id,
                 len(lost),
             )
         self._heartbeat("stopping" if worker.stopping else "running")
-        reaped = ops.reap_expired()
+        try:
+            reaped = ops.reap_expired(worker.worker_id)
+        except CorruptTask:
+            worker.set_aside_corrupt()
+            reaped = ops.reap_expired(worker.worker_id)
         if reaped:
             self.reaped += len(reaped)
             for row in reaped:
@@ -107,6 +116,9 @@ class Maintenance:
             self._last_settle = now
             ops.settle_dependents()
             ops.forget_stale_workers(max(3600.0, worker.config.lease * 10))
+        if now - self._last_sweep >= QUARANTINE_EVERY:
+            self._last_sweep = now
+            worker.set_aside_corrupt()
         options = worker.backend.options
         if (options["RESULT_RETENTION"] or options["FAILED_RETENTION"]) and (
             now - self._last_retention >= RETENTION_EVERY

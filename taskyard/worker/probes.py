@@ -90,15 +90,21 @@ class WorkerHealth:
         self._probe_cache: tuple[float, bool, str] | None = None
 
     def is_alive(self) -> bool:
+        if not self.worker.can_execute():
+            return False  # it cannot run tasks any more: let the supervisor restart it
         stale_after = max(10.0, self.worker.config.interval * 10)
         return time.monotonic() - self.worker.loop_seen < stale_after or self.worker.stopping
 
     def readiness(self) -> tuple[bool, str]:
         worker = self.worker
+        if not worker.can_execute():
+            return False, f"cannot execute tasks: {worker.problem}"
         if worker.stopping:
             return False, "shutting down"
         if time.monotonic() - worker.db_ok_at > max(2 * worker.config.lease, 10.0):
             return False, "database unreachable"
+        if worker.problem_data is not None:
+            return False, f"stored task data cannot be read: {worker.problem_data}"
         if self.probe_timeout is not None:
             return self._probe()
         return True, "ok"
@@ -120,6 +126,7 @@ class WorkerHealth:
             "state": self.worker.state,
             "processed": self.worker.processed,
             "failed": self.worker.failed,
+            "set_aside": self.worker.quarantined,
         }
         return data
 

@@ -1,9 +1,11 @@
 """Process mode (``taskyard worker --processes N``): N self-polling child workers, respawned.
 
-The supervisor knows what each child is running. A child that overruns a task's timeout by
-``grace`` is killed and replaced, and the attempt is recorded as ``TaskTimeout``; a child that
-dies mid-task (a poison task, the OOM killer) has the attempt recorded as ``WorkerLost``. Either
-way the task is retried if attempts remain, and the supervisor carries on.
+A child with one thread runs its task on its main thread, where a timeout interrupts blocking
+calls (``SIGALRM``). The supervisor knows what each child is running: a child that overruns a
+task's timeout by ``TIMEOUT_GRACE`` is killed and replaced, and the attempt is recorded as
+``TaskTimeout`` (a failed attempt, retried if ``retries`` allow); a child that dies mid-task (a
+poison task, the OOM killer) has the attempt handed back as interrupted (run again whatever
+``retries`` says, up to ``MAX_INTERRUPTIONS``) and its other claims handed back uncounted.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from typing import Any
 from taskyard.backends.database.backend import DatabaseBackend
 from taskyard.backends.database.rows import result_from_row, task_for_row
 from taskyard.backends.database.worker_ops import Finished, QueueOps
-from taskyard.exceptions import BackendUnavailable, InvalidTask, TaskTimeout, WorkerLost
+from taskyard.exceptions import BackendUnavailable, InvalidTask, TaskTimeout
 from taskyard.tasks import registry
 from taskyard.tasks.execution import announce_outcome, record_failure
+from taskyard.worker.stopping import EXIT_REPLACE
 from taskyard.worker.worker import WorkerConfig
 
 logger = logging.getLogger("taskyard.worker")
@@ -45,28 +48,35 @@ class Child:
 def _child_main(
     settings: Mapping[str, Any],
     alias: str,
-    imports: list[str],
+    imports: tuple[list[str], list[str]],
     config: WorkerConfig,
     conn: Connection,
     log_level: int,
 ) -> None:
     """Entry point of a child process (spawned: imports and configuration are redone)."""
-    import importlib
-
     import taskyard
     from taskyard.worker.worker import Worker
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor coordinates Ctrl-C
     taskyard.configure(settings)
-    for module in imports:
-        importlib.import_module(module)
+    modules, allowed = imports
+    registry.allow_imports(allowed)
+    for module in modules:
+        registry.import_declared(module)
     backend = taskyard.backends[alias]
     assert isinstance(backend, DatabaseBackend)
     worker = Worker(
         backend,
-        replace(config, worker_id=f"{socket.gethostname()}:{os.getpid()}"),
-        on_start=lambda result, timeout: conn.send(("start", result.id, result.attempts, timeout)),
+        replace(
+            config,
+            worker_id=f"{socket.gethostname()}:{os.getpid()}",
+            inline=config.threads == 1,
+            on_stuck="exit",
+        ),
+        on_start=lambda result, timeout: conn.send(
+            ("start", result.id, result._attempt or result.attempts, timeout)
+        ),
         on_end=lambda result: conn.send(("end", result.id)),
     )
     code = worker.run()
@@ -112,7 +122,7 @@ class Supervisor:
             args=(
                 self.settings,
                 self.backend.alias,
-                self.imports,
+                (self.imports, list(registry.allowed_imports())),
                 self.config,
                 child,
                 logging.getLogger().level,
@@ -212,17 +222,8 @@ class Supervisor:
         self._receive(child)
         code = child.process.exitcode
         self.children.pop(child.process.pid, None)
-        for task_id, (attempt, _) in child.current.items():
-            self._record(
-                child,
-                task_id,
-                attempt,
-                WorkerLost(
-                    f"worker process {child.worker_id} died (exit code {code}) "
-                    "while running the task"
-                ),
-            )
-        child.current.clear()
+        if child.current:
+            self._interrupted(child, code)
         self._hand_back(child)
         lived = time.monotonic() - child.started
         if code == 0:
@@ -235,12 +236,35 @@ class Supervisor:
                     "worker process %s exited (max tasks reached); replacing it", child.worker_id
                 )
             return
+        if code == EXIT_REPLACE:
+            self._crash_delay = 0.0
+            logger.warning(
+                "worker process %s exited to be replaced (a task could not be stopped at its "
+                "timeout)",
+                child.worker_id,
+            )
+            return
         if self.stopping:
             self.exit_code = 1
         self._crash_delay = min(30.0, max(0.5, self._crash_delay * 2)) if lived < 2 else 0.0
         logger.warning(
             "worker process %s exited with code %s after %.1fs", child.worker_id, code, lived
         )
+
+    def _interrupted(self, child: Child, code: int | None) -> None:
+        """The attempts a dead child was running were interrupted: hand them back to run
+        again (not charged to ``retries``; counted against ``MAX_INTERRUPTIONS``)."""
+        ids = list(child.current)
+        child.current.clear()
+        reason = f"worker process {child.worker_id} died (exit code {code}) while running it"
+        try:
+            self.ops.abandon_running(child.worker_id, ids, reason)
+        except BackendUnavailable as exc:
+            logger.warning(
+                "could not hand back the running tasks of %s (%s): their leases will expire",
+                child.worker_id,
+                exc,
+            )
 
     def _hand_back(self, child: Child) -> None:
         """A dead child's claimed-but-unstarted tasks go back to the queue at once."""
@@ -270,7 +294,7 @@ class Supervisor:
             except InvalidTask:
                 task = registry.placeholder(row["task_path"])
             result = result_from_row(row, self.ops.c, self.backend, task=task)
-            if result.attempts != attempt:
+            if (result._attempt or result.attempts) != attempt:
                 return
             outcome = record_failure(task, result, error)
             if self.ops.complete(child.worker_id, [Finished(result, outcome)]):

@@ -1,33 +1,47 @@
 """``Worker``: claims Database-backend tasks in batches and runs them on a pool of threads.
 
-One loop thread claims (``batch_size`` rows per statement), records finished attempts in
-batches and sleeps on ``LISTEN``/``data_version`` when idle; ``threads`` executor threads run
-tasks; a maintenance thread extends leases, heartbeats, reaps expired leases and applies
-result retention. See ``docs/workers.md`` for shutdown and failure semantics.
+One loop thread claims (never more tasks than it has free threads: every claimed task starts at
+once, so a worker's death never charges an attempt to a task that had not started), records
+finished attempts in batches and sleeps on ``LISTEN``/``data_version`` when idle; ``threads``
+executor threads run tasks (with ``inline``, one executor on the main thread, where a timeout
+interrupts blocking calls with ``SIGALRM``); a maintenance thread extends leases, heartbeats,
+reaps expired leases and applies result retention.
+
+Nothing a task does, and nothing a stored row names, can end an executor thread. A task that
+overruns its timeout and cannot be interrupted (blocked in a C call) makes the worker replace
+its process: the other work is handed back uncharged, the attempt is recorded as
+``TaskTimeout``, and the process is re-executed (``on_stuck="exec"``), exits for its supervisor
+(``"exit"``) or returns ``EXIT_REPLACE`` from ``run()`` (``"return"``). See
+``docs/workers.md`` for shutdown and failure semantics.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from taskyard.backends.database.backend import DatabaseBackend
-from taskyard.backends.database.claimed import open_claimed
+from taskyard.backends.database.claimed import cannot_run, open_claimed
 from taskyard.backends.database.connectors import Row
 from taskyard.backends.database.worker_ops import Finished, QueueOps
-from taskyard.exceptions import BackendUnavailable
-from taskyard.tasks.execution import Outcome, announce_outcome, execute
+from taskyard.exceptions import BackendUnavailable, CorruptTask, WorkerInterrupt
+from taskyard.tasks.execution import (
+    Outcome,
+    announce_outcome,
+    execute,
+    fail_without_running,
+)
 from taskyard.tasks.results import TaskResult, TaskResultStatus
 from taskyard.worker.control import DatabaseControl
 from taskyard.worker.maintenance import Maintenance
+from taskyard.worker.stopping import STUCK_GRACE, Running, Stopping
 
 logger = logging.getLogger("taskyard.worker")
 
@@ -52,9 +66,13 @@ class WorkerConfig:
     qualifiers: dict[str, str] = field(default_factory=dict)
     exclude_queues: Sequence[str] = ()
     handle_signals: bool = True
+    #: run the (single) executor on the main thread, where SIGALRM stops a timed-out task
+    inline: bool = False
+    #: what to do with this process when a timed-out task cannot be stopped
+    on_stuck: Literal["exec", "exit", "return"] = "return"
 
 
-class Worker:
+class Worker(Stopping):
     """Run tasks from one ``DatabaseBackend`` until stopped (or drained, with ``burst``)."""
 
     def __init__(
@@ -72,23 +90,28 @@ class Worker:
         self._on_end = on_end
         self._cond = threading.Condition()
         self._buffer: deque[Row] = deque()
-        # every task taken from the buffer, from the moment it is taken (None until its
-        # result is built) until its outcome is queued for recording
-        self._running: dict[str, TaskResult[Any] | None] = {}
+        self._running: dict[str, Running] = {}
         self._finished: list[Finished] = []
         self._hint = False
         self._stop_claiming = threading.Event()
         self._cold = threading.Event()
         self._done = threading.Event()
         self._signals = 0
+        self._interrupt_main = False
+        self._stuck: list[Running] = []
+        self._executors: list[threading.Thread] = []
         self.started_count = 0
         self.processed = 0
         self.failed = 0
         self.succeeded = 0
         self.fenced = 0
+        self.quarantined = 0
         self.loop_seen = time.monotonic()
         self.db_ok_at = time.monotonic()
         self.state = "starting"
+        self.problem: str | None = None
+        #: set while statements keep failing on stored data that could not be set aside
+        self.problem_data: str | None = None
         self.exit_code = 0
         self.maintenance = Maintenance(self)
 
@@ -105,46 +128,67 @@ class Worker:
     def held_ids(self) -> list[str]:
         """Ids of every task this worker holds a lease on (running or claimed)."""
         with self._cond:
-            return [*self._running, *(str(row["id"]) for row in self._buffer)]
+            running = [i for i, r in self._running.items() if not r.given_up]
+            return [*running, *(str(row["id"]) for row in self._buffer)]
 
     def running_results(self) -> list[TaskResult[Any]]:
         with self._cond:
-            return [r for r in self._running.values() if r is not None]
+            return [r.result for r in self._running.values() if r.result is not None]
 
     @property
     def stopping(self) -> bool:
         return self._stop_claiming.is_set()
 
+    def can_execute(self) -> bool:
+        """False once an executor thread has ended while the worker was not stopping."""
+        return self.problem is None
+
     # -- the main loop ----------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Run until stopped; return the exit status (0 clean, 1 tasks were abandoned)."""
-        if self.config.handle_signals and threading.current_thread() is threading.main_thread():
+        """Run until stopped; return the exit status (0 clean, 1 tasks were abandoned,
+        ``EXIT_REPLACE`` when the process must be replaced, ``EXIT_BROKEN``)."""
+        on_main = threading.current_thread() is threading.main_thread()
+        if self.config.handle_signals and on_main:
             self._install_signals()
+        inline = self.config.inline and on_main and self.config.threads == 1
         logger.info(
-            "worker %s starting: backend %s, queues %s, %d thread(s), batch %d, lease %ss",
+            "worker %s starting: backend %s, queues %s, %d thread(s)%s, batch %d, lease %ss",
             self.worker_id,
             self.backend.alias,
             ",".join(self.config.queues) if self.config.queues is not None else "*",
             self.config.threads,
+            " (on the main thread)" if inline else "",
             self.config.batch_size,
             self.config.lease,
         )
-        threads = [
-            threading.Thread(target=self._execute_loop, name=f"taskyard-exec-{i}", daemon=True)
-            for i in range(self.config.threads)
-        ]
-        for thread in threads:
-            thread.start()
+        self._recover_previous_run()
         self._listener = threading.Thread(target=self._listen, name="taskyard-listen", daemon=True)
         self._listener.start()
         self.maintenance.start()
         self.state = "running"
+        if inline:
+            self._executors = [threading.main_thread()]
+            loop = threading.Thread(target=self._loop_then_stop, name="taskyard-loop", daemon=True)
+            loop.start()
+            self._execute_loop()
+            while loop.is_alive():
+                loop.join(0.2)
+        else:
+            self._executors = [
+                threading.Thread(target=self._execute_loop, name=f"taskyard-exec-{i}", daemon=True)
+                for i in range(self.config.threads)
+            ]
+            for thread in self._executors:
+                thread.start()
+            self._loop_then_stop()
+        return self.exit_code
+
+    def _loop_then_stop(self) -> None:
         try:
             self._loop()
         finally:
             self._shutdown()
-        return self.exit_code
 
     def _loop(self) -> None:
         config = self.config
@@ -152,18 +196,22 @@ class Worker:
         while not self._stop_claiming.is_set():
             self.loop_seen = time.monotonic()
             self._flush()
+            if self._check_executors() or self._check_overruns():
+                break
             if config.max_tasks is not None and self.started_count >= config.max_tasks:
                 logger.info("worker %s reached --max-tasks %d", self.worker_id, config.max_tasks)
                 self._stop_claiming.set()
                 break
             claimed = -1
-            with self._cond:
-                room = len(self._buffer) < config.threads
-            if room:
+            room = self._room()
+            if room > 0:
                 try:
-                    claimed = self._claim()
+                    claimed = self._claim(room)
                     backoff = 0.0
                     self.db_ok_at = time.monotonic()
+                except CorruptTask as exc:
+                    self._quarantine(exc)
+                    continue
                 except BackendUnavailable as exc:
                     backoff = min(max(backoff * 2, 0.5), 10.0)
                     logger.warning("claim failed (%s); retrying in %.1fs", exc, backoff)
@@ -173,18 +221,23 @@ class Worker:
                 continue
             if config.burst and claimed == 0 and self._idle():
                 self._flush()
-                if self._idle() and self._claim() == 0:
+                if self._idle() and self._claim(self._room()) == 0:
                     logger.info("worker %s: burst finished, nothing left to do", self.worker_id)
                     return
                 continue
             self._wait(self._idle_timeout() if claimed == 0 else config.interval)
 
-    def _claim(self) -> int:
-        limit = self.config.batch_size
+    def _room(self) -> int:
+        """Tasks this worker can start now: free executors (claimed tasks start at once)."""
+        with self._cond:
+            return self.config.threads - len(self._running) - len(self._buffer)
+
+    def _claim(self, room: int) -> int:
+        limit = min(self.config.batch_size, room)
         if self.config.max_tasks is not None:
-            limit = max(
-                1, min(limit, self.config.max_tasks - self.started_count - len(self._buffer))
-            )
+            limit = min(limit, self.config.max_tasks - self.started_count - len(self._buffer))
+        if limit <= 0:
+            return 0
         rows = self.ops.claim(
             self.worker_id,
             self.config.queues,
@@ -198,6 +251,31 @@ class Worker:
                 self._buffer.extend(rows)
                 self._cond.notify_all()
         return len(rows)
+
+    def set_aside_corrupt(self) -> int:
+        """Set aside tasks whose stored data cannot be read (``QueueOps.quarantine``); return
+        how many. Raises ``BackendUnavailable``/``CorruptTask`` if that fails too."""
+        rows = self.ops.quarantine()
+        self.quarantined += len(rows)
+        for row in rows:
+            logger.error(
+                "task %s: stored data cannot be read; set aside (now %s)", row["id"], row["status"]
+            )
+        return len(rows)
+
+    def _quarantine(self, exc: Exception) -> None:
+        """A statement failed on a task's unreadable data: set such tasks aside, carry on."""
+        try:
+            found = self.set_aside_corrupt()
+        except (BackendUnavailable, CorruptTask) as again:
+            logger.error("cannot set corrupt tasks aside (%s); retrying", again)
+            found = 0
+        if not found:
+            self.problem_data = str(exc)
+            logger.error("a statement failed on stored data (%s); retrying in 1s", exc)
+            self._wait(1.0)
+        else:
+            self.problem_data = None
 
     def _idle(self) -> bool:
         with self._cond:
@@ -246,38 +324,80 @@ class Worker:
                     if self._done.is_set() or self._cold.is_set():
                         return
                     row = self._buffer.popleft()
-                    self._running[str(row["id"])] = None
+                    task_id = str(row["id"])
+                    self._running[task_id] = Running(threading.get_ident())
                     self.started_count += 1
-                self._run_one(row)
+                self._run_one(task_id, row)
+        except WorkerInterrupt:
+            return  # stopping at once: _shutdown hands the running attempt back
         finally:
-            self.ops.c.thread_done()
+            if not self._done.is_set() and not self._cold.is_set():
+                self.problem = f"executor thread {threading.current_thread().name} ended"
+                logger.critical("worker %s: %s unexpectedly", self.worker_id, self.problem)
+            if threading.current_thread() is not threading.main_thread():
+                self.ops.c.thread_done()
 
-    def _run_one(self, row: Row) -> None:
-        claimed = open_claimed(row, self.backend, self.worker_id)
-        task, result = claimed.task, claimed.result
-        if claimed.failed is not None or task is None:
-            self._record(result, claimed.failed or Outcome(TaskResultStatus.FAILED))
+    def _run_one(self, task_id: str, row: Row) -> None:
+        """Run one claimed row. Whatever happens, its outcome is queued for recording; only
+        ``WorkerInterrupt`` (an immediate stop) escapes, leaving the attempt to be handed back."""
+        result: TaskResult[Any] | None = None
+        outcome: Outcome | None = None
+        try:
+            claimed = open_claimed(row, self.backend, self.worker_id)
+            task, result = claimed.task, claimed.result
+            if claimed.failed is not None or task is None:
+                outcome = claimed.failed or Outcome(TaskResultStatus.FAILED)
+                return
+            with self._cond:
+                entry = self._running[task_id]
+                entry.result, entry.task = result, task
+                if task.timeout is not None:
+                    entry.stuck_after = time.monotonic() + task.timeout + STUCK_GRACE
+            self._notify(self._on_start, result, task.timeout)
+            control = DatabaseControl(self.ops, self.worker_id, self.config.lease)
+            outcome = execute(
+                task,
+                result,
+                worker_id=self.worker_id,
+                sender=type(self.backend),
+                control=control,
+                claimed=True,
+            )
+            self._notify(self._on_end, result)
+        except WorkerInterrupt:
+            raise
+        except BaseException as exc:  # a bug, or something hostile: never end the executor
+            logger.exception("worker %s: task %s: unexpected error", self.worker_id, task_id)
+            if outcome is None:
+                if result is None:
+                    result = cannot_run(row, self.backend, self.worker_id, exc).result
+                else:
+                    fail_without_running(result, exc)
+                outcome = Outcome(TaskResultStatus.FAILED, exception=exc)
+        finally:
+            if result is not None and outcome is not None:
+                self._record(result, outcome)
+
+    def _notify(self, callback: Callable[..., None] | None, *args: Any) -> None:
+        """Call an ``on_start``/``on_end`` observer; its failure never changes an outcome."""
+        if callback is None:
             return
-        with self._cond:
-            self._running[result.id] = result
-        if self._on_start is not None:
-            self._on_start(result, task.timeout)
-        control = DatabaseControl(self.ops, self.worker_id, self.config.lease)
-        outcome = execute(
-            task,
-            result,
-            worker_id=self.worker_id,
-            sender=type(self.backend),
-            control=control,
-            claimed=True,
-        )
-        if self._on_end is not None:
-            self._on_end(result)
-        self._record(result, outcome)
+        try:
+            callback(*args)
+        except Exception:
+            logger.exception("worker %s: observer %r failed", self.worker_id, callback)
 
     def _record(self, result: TaskResult[Any], outcome: Outcome) -> None:
         with self._cond:
-            self._running.pop(result.id, None)
+            entry = self._running.pop(result.id, None)
+            if entry is not None and entry.given_up:
+                logger.warning(
+                    "task %s: attempt %d ended (%s) after this worker gave it up; not recorded",
+                    result.id,
+                    result.attempts,
+                    outcome.status.value,
+                )
+                return
             self._finished.append(Finished(result, outcome))
             self.processed += 1
             if outcome.status is TaskResultStatus.FAILED:
@@ -295,11 +415,14 @@ class Worker:
         try:
             written = self.ops.complete(self.worker_id, batch)
             self.db_ok_at = time.monotonic()
-        except BackendUnavailable as exc:
+        except (BackendUnavailable, CorruptTask) as exc:
             logger.warning("recording %d finished task(s) failed (%s); will retry", len(batch), exc)
             with self._cond:
                 self._finished[:0] = batch
-            time.sleep(0.5)
+            if isinstance(exc, CorruptTask):
+                self._quarantine(exc)
+            else:
+                time.sleep(0.5)
             return
         sender = type(self.backend)
         for item in batch:
@@ -308,89 +431,9 @@ class Worker:
             else:
                 self.fenced += 1
                 logger.warning(
-                    "task %s: attempt %d finished after this worker lost its lease; "
-                    "its outcome (%s) was discarded",
+                    "task %s: attempt %d finished after a newer attempt began elsewhere (its "
+                    "lease had expired); its outcome (%s) was not recorded",
                     item.result.id,
                     item.result.attempts,
                     item.outcome.status.value,
                 )
-
-    # -- stopping ---------------------------------------------------------------------------
-
-    def _install_signals(self) -> None:
-        def handler(signum: int, frame: object) -> None:
-            self._signals += 1
-            name = signal.Signals(signum).name
-            if self._signals == 1:
-                logger.warning(
-                    "%s: warm shutdown (finishing running tasks; again to stop now)", name
-                )
-                self.stop()
-            else:
-                logger.warning("%s: cold shutdown", name)
-                self.stop(cold=True)
-
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
-
-    def _shutdown(self) -> None:
-        self.state = "stopping"
-        self._stop_claiming.set()
-        with self._cond:
-            unstarted = [str(row["id"]) for row in self._buffer]
-            self._buffer.clear()
-        self._retrying(lambda: self.ops.release_unstarted(self.worker_id, unstarted), "hand back")
-        if unstarted:
-            logger.info("handed back %d claimed task(s) that had not started", len(unstarted))
-        deadline = time.monotonic() + self.config.shutdown_timeout
-        while not self._cold.is_set() and time.monotonic() < deadline:
-            self._flush()
-            with self._cond:
-                if not self._running:
-                    break
-                self._cond.wait(0.1)
-        with self._cond:
-            abandoned = list(self._running)
-        if abandoned:
-            reason = (
-                f"worker {self.worker_id} shut down ("
-                + (
-                    "cold"
-                    if self._cold.is_set()
-                    else f"shutdown timeout {self.config.shutdown_timeout:g}s"
-                )
-                + ") while the attempt was running"
-            )
-            self._retrying(
-                lambda: self.ops.abandon_running(self.worker_id, abandoned, reason), "abandon"
-            )
-            logger.warning(
-                "gave up %d running task(s) for another worker: %s", len(abandoned), reason
-            )
-            self.exit_code = 1
-        elif self._cold.is_set():
-            self.exit_code = 1
-        self._done.set()
-        with self._cond:
-            self._cond.notify_all()
-        self._flush()
-        self.maintenance.stop()
-        self._listener.join(2.0)
-        self.state = "stopped"
-        logger.info(
-            "worker %s stopped: %d processed (%d succeeded, %d failed)",
-            self.worker_id,
-            self.processed,
-            self.succeeded,
-            self.failed,
-        )
-
-    def _retrying(self, action: Callable[[], Any], what: str, attempts: int = 5) -> None:
-        for attempt in range(attempts):
-            try:
-                action()
-                return
-            except BackendUnavailable as exc:
-                logger.warning("%s failed (%s), attempt %d of %d", what, exc, attempt + 1, attempts)
-                time.sleep(min(2.0, 0.2 * 2**attempt))
-        logger.error("%s failed for good: leases will expire and the reaper will recover", what)

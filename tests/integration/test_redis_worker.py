@@ -126,9 +126,14 @@ def test_plain_rq_tooling_sees_ordinary_jobs_and_plain_rq_workers_run_them(
         check=True,
     ).stdout
     assert "default " in info and "default:p5" in info
-    env = {"PYTHONPATH": ROOT, "PATH": str(Path(sys.executable).parent)}
+    env = {
+        "PYTHONPATH": ROOT,
+        "PATH": str(Path(sys.executable).parent),
+        "TASKYARD_ALLOWED_IMPORTS": "tests",
+    }
     rq = str(Path(sys.executable).parent / "rq")
-    # rq's own worker, configured with nothing but rq's JSON serializer:
+    # rq's own worker, configured with nothing but rq's JSON serializer (and the environment
+    # variable that lets it import the task modules jobs name):
     subprocess.run(
         [rq, "worker", "--url", redis_url, "--serializer", "json", "--burst", "default"],
         env=env,

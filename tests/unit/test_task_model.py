@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from taskyard import InvalidTask, Task, TaskContext, task
+from taskyard.tasks import registry
 from taskyard.tasks.registry import TaskNotFound, resolve
 from tests import tasks
 
@@ -182,7 +183,10 @@ def test_resolve_finds_tasks_and_refuses_everything_else() -> None:
         resolve("os.system")
     with pytest.raises(TaskNotFound, match="not a task"):
         resolve("tests.tasks.not_a_task")
-    with pytest.raises(TaskNotFound, match="cannot import module"):
+    with pytest.raises(TaskNotFound, match="may not import on demand"):
+        resolve("no_such_module_xyz.task")
+    registry.allow_imports(["no_such_module_xyz"])
+    with pytest.raises(TaskNotFound, match="cannot import module 'no_such_module_xyz'"):
         resolve("no_such_module_xyz.task")
     with pytest.raises(TaskNotFound, match="has no attribute"):
         resolve("tests.tasks.missing")

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from taskyard.backends.base import Backend, Option, positive
+from taskyard.backends.base import Backend, Option, not_negative, positive
 from taskyard.backends.database.connectors import Connector, dumps, make_connector
 from taskyard.backends.database.migrate import current_version, latest_version, migrate
 from taskyard.backends.database.rows import result_from_row, task_overrides
@@ -89,6 +89,20 @@ class DatabaseBackend(Backend):
             _synchronous,
         ),
         "CONNECT_TIMEOUT": Option(int, 5, "PostgreSQL: seconds to wait for a connection", positive),
+        "STATEMENT_TIMEOUT": Option(
+            float,
+            10.0,
+            "PostgreSQL: seconds one statement may run (the server's statement_timeout); a "
+            "server that stops answering gives BackendUnavailable after this plus 2 seconds",
+            positive,
+        ),
+        "MAX_INTERRUPTIONS": Option(
+            int,
+            3,
+            "times an attempt may be interrupted by its worker's death or shutdown and run "
+            "again (not counted against retries) before the task ends FAILED (WorkerLost)",
+            not_negative,
+        ),
         "RESULT_RETENTION": Option(
             (float, type(None)),
             None,

@@ -32,8 +32,8 @@ class Claimed:
 def open_claimed(row: Row, backend: DatabaseBackend, worker_id: str) -> Claimed:
     """Resolve a claimed row's task and build its result.
 
-    A row naming something that is not a task, a missing module, or holding corrupt data gives
-    a FAILED result with an error that says why; nothing is called.
+    A row naming something that is not a task, a module this worker may not import, or holding
+    corrupt data gives a FAILED result with an error that says why; nothing is called.
     """
     connector = backend.connector
     try:
@@ -41,19 +41,24 @@ def open_claimed(row: Row, backend: DatabaseBackend, worker_id: str) -> Claimed:
         return Claimed(task, result_from_row(row, connector, backend, task=task, strict=True))
     except Exception as exc:
         logger.error("task %s (%s) cannot run: %s", row["id"], row["task_path"], exc)
-        placeholder = registry.placeholder(str(row["task_path"]))
-        try:
-            result = result_from_row(row, connector, backend, task=placeholder)
-        except Exception:
-            result = TaskResult(
-                task=placeholder,
-                id=str(row["id"]),
-                status=TaskResultStatus.RUNNING,
-                args=[],
-                kwargs={},
-                backend=backend.alias,
-                worker_ids=[worker_id] * int(row["attempts"]),
-                backend_obj=backend,
-            )
-        fail_without_running(result, exc)
-        return Claimed(None, result, Outcome(TaskResultStatus.FAILED, exception=exc))
+        return cannot_run(row, backend, worker_id, exc)
+
+
+def cannot_run(row: Row, backend: DatabaseBackend, worker_id: str, exc: BaseException) -> Claimed:
+    """A claimed row that will not run because of ``exc``: its result, recorded FAILED."""
+    placeholder = registry.placeholder(str(row["task_path"]))
+    try:
+        result = result_from_row(row, backend.connector, backend, task=placeholder)
+    except Exception:
+        result = TaskResult(
+            task=placeholder,
+            id=str(row["id"]),
+            status=TaskResultStatus.RUNNING,
+            args=[],
+            kwargs={},
+            backend=backend.alias,
+            worker_ids=[worker_id] * int(row["attempts"]),
+            backend_obj=backend,
+        )
+    fail_without_running(result, exc)
+    return Claimed(None, result, Outcome(TaskResultStatus.FAILED, exception=exc))

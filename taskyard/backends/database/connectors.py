@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import socket
 import sqlite3
 import threading
 import time
@@ -24,7 +25,8 @@ from importlib import resources
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from taskyard.exceptions import BackendUnavailable, InvalidTaskBackend
+from taskyard.exceptions import BackendUnavailable, CorruptTask, InvalidTaskBackend
+from taskyard.tasks.deadlines import DEADLINES
 
 logger = logging.getLogger("taskyard.backends.database")
 
@@ -56,6 +58,18 @@ def schema_files(dialect: str) -> list[tuple[int, str, str]]:
     return sorted(out)
 
 
+_COMMENT = re.compile(r"--[^\n]*")
+
+
+def split_statements(sql: str) -> list[str]:
+    """The statements of a schema or maintenance script (no semicolons inside statements)."""
+    return [part.strip() for part in _COMMENT.sub("", sql).split(";") if part.strip()]
+
+
+class NoAnswer(BackendUnavailable):
+    """The database did not answer within the I/O timeout (a frozen server or network)."""
+
+
 def dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, separators=(",", ":"))
 
@@ -73,6 +87,8 @@ class Connector(ABC):
     dialect: str
     #: whether ``notify``/``wait_for_notification`` wake workers without polling
     has_notifications = False
+    #: whether ``run_retrying`` retries on a fresh connection (a server can close idle ones)
+    retries_stale_connections = False
 
     def __init__(self, url: str, options: Mapping[str, Any]) -> None:
         self.url = url
@@ -117,7 +133,8 @@ class Connector(ABC):
 
     @abstractmethod
     def run_script(self, sql: str) -> None:
-        """Run several DDL statements (migrations)."""
+        """Run several statements without parameters (migrations), inside the current
+        transaction if there is one (nothing commits implicitly)."""
 
     @abstractmethod
     @contextmanager
@@ -125,12 +142,25 @@ class Connector(ABC):
         """A write transaction (SQLite: ``BEGIN IMMEDIATE``)."""
 
     def run_retrying(self, name: str, params: Mapping[str, Any]) -> list[Row]:
-        """Run an idempotent query, once more on a fresh connection if the old one was stale."""
+        """Run an idempotent query, once more on a fresh connection if this thread's existing
+        connection turned out to be stale (closed by the server meanwhile). A failure to
+        connect, or a server that did not answer in time, is not retried: the caller's wait
+        stays bounded by one timeout."""
+        stale_possible = getattr(self._local, "conn", None) is not None
         try:
             return self.run(name, params)
+        except NoAnswer:
+            raise
         except BackendUnavailable:
+            if not (stale_possible and self.retries_stale_connections):
+                raise
             self.drop_connection()
             return self.run(name, params)
+
+    @contextmanager
+    def unbounded(self) -> Iterator[None]:
+        """Inside the block, this thread's statements have no time limit (migrations)."""
+        yield
 
     # -- adaptation ----------------------------------------------------------------------------
 
@@ -235,7 +265,9 @@ class SQLiteConnector(Connector):
 
     def run_script(self, sql: str) -> None:
         try:
-            self.connection().executescript(sql)
+            conn = self.connection()
+            for statement in split_statements(sql):
+                conn.execute(statement)
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
 
@@ -262,6 +294,8 @@ class SQLiteConnector(Connector):
             return InvalidTaskBackend(
                 f"taskyard's tables are missing in {self.path}: run `taskyard migrate` ({message})"
             )
+        if "malformed JSON" in message or "JSON cannot hold" in message:
+            return CorruptTask(f"SQLite database {self.path}: a task's stored data: {message}")
         if isinstance(exc, sqlite3.OperationalError):
             return BackendUnavailable(f"SQLite database {self.path}: {message}")
         return exc
@@ -324,14 +358,31 @@ def _psycopg() -> Any:
 
 
 class PostgresConnector(Connector):
+    """PostgreSQL through psycopg 3. Every wait is bounded: ``CONNECT_TIMEOUT`` to connect, the
+    server's ``statement_timeout`` (``STATEMENT_TIMEOUT``) for a statement, and on the client
+    side ``STATEMENT_TIMEOUT`` + 2 s for any round trip, after which the connection is shut
+    down and ``NoAnswer`` (a ``BackendUnavailable``) raised: a frozen server or a silent network
+    cannot hang a caller. TCP keepalives detect dead peers on idle connections."""
+
     dialect = "postgresql"
     has_notifications = True
+    retries_stale_connections = True
+
+    KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                  "keepalives_count": 3}  # fmt: skip
+    CLIENT_MARGIN = 2.0
 
     def __init__(self, url: str, options: Mapping[str, Any]) -> None:
         super().__init__(url, options)
         self._connect_timeout = int(options.get("CONNECT_TIMEOUT", 5))
+        self._statement_timeout = float(options.get("STATEMENT_TIMEOUT", 10.0))
         self._listen_conn: Any = None
         self._listen_owner: int | None = None
+
+    @property
+    def io_timeout(self) -> float:
+        """Seconds a round trip may take before the server counts as not answering."""
+        return self._statement_timeout + self.CLIENT_MARGIN
 
     def _connect(self) -> Any:
         psycopg = _psycopg()
@@ -344,44 +395,95 @@ class PostgresConnector(Connector):
                 row_factory=dict_row,
                 connect_timeout=self._connect_timeout,
                 application_name="taskyard",
+                options=f"-c statement_timeout={int(self._statement_timeout * 1000)}",
+                **self.KEEPALIVES,
             )
         except psycopg.Error as exc:
             raise BackendUnavailable(
                 f"cannot connect to PostgreSQL at {self.describe()}: {exc}"
             ) from exc
 
+    @contextmanager
+    def _bounded(self, conn: Any) -> Iterator[list[bool]]:
+        """Shut ``conn``'s socket down if the block outlasts ``io_timeout`` (the blocked call
+        then fails at once); the list yielded becomes ``[True]`` when that happened."""
+        fired: list[bool] = []
+        if getattr(self._local, "unbounded", False):
+            yield fired
+            return
+
+        def expire() -> None:
+            fired.append(True)
+            with suppress(Exception):
+                dup = socket.socket(fileno=os.dup(conn.pgconn.socket))
+                try:
+                    dup.shutdown(socket.SHUT_RDWR)
+                finally:
+                    dup.close()
+
+        token = DEADLINES.schedule(self.io_timeout, expire)
+        try:
+            yield fired
+        finally:
+            DEADLINES.cancel(token)
+
+    def _unavailable(self, exc: Exception, fired: list[bool]) -> BackendUnavailable:
+        self.drop_connection()
+        if fired:
+            return NoAnswer(
+                f"PostgreSQL at {self.describe()} did not answer within {self.io_timeout:g}s "
+                "(STATEMENT_TIMEOUT + 2s)"
+            )
+        return BackendUnavailable(f"PostgreSQL at {self.describe()}: {exc}")
+
     def run(self, name: str, params: Mapping[str, Any] | None = None) -> list[Row]:
         psycopg = _psycopg()
-        try:
-            conn = self.connection()
-            cursor = conn.execute(self.queries[name], params or {})
-            return cursor.fetchall() if cursor.description else []
-        except psycopg.errors.UndefinedTable as exc:
-            raise InvalidTaskBackend(
-                f"taskyard's tables are missing in {self.describe()}: run `taskyard migrate`"
-            ) from exc
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            self.drop_connection()
-            raise BackendUnavailable(f"PostgreSQL at {self.describe()}: {exc}") from exc
+        conn = self.connection()
+        with self._bounded(conn) as fired:
+            try:
+                cursor = conn.execute(self.queries[name], params or {})
+                return cursor.fetchall() if cursor.description else []
+            except psycopg.errors.UndefinedTable as exc:
+                raise InvalidTaskBackend(
+                    f"taskyard's tables are missing in {self.describe()}: run `taskyard migrate`"
+                ) from exc
+            except psycopg.DataError as exc:
+                raise CorruptTask(
+                    f"PostgreSQL at {self.describe()} refused a task's data: {exc}"
+                ) from exc
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                raise self._unavailable(exc, fired) from exc
 
     def run_script(self, sql: str) -> None:
         psycopg = _psycopg()
-        try:
-            self.connection().execute(sql)
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            self.drop_connection()
-            raise BackendUnavailable(f"PostgreSQL at {self.describe()}: {exc}") from exc
+        conn = self.connection()
+        with self._bounded(conn) as fired:
+            try:
+                conn.execute(sql)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                raise self._unavailable(exc, fired) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         psycopg = _psycopg()
         conn = self.connection()
+        with self._bounded(conn) as fired:
+            try:
+                with conn.transaction():
+                    yield
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                raise self._unavailable(exc, fired) from exc
+
+    @contextmanager
+    def unbounded(self) -> Iterator[None]:
+        self._local.unbounded = True
         try:
-            with conn.transaction():
-                yield
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            self.drop_connection()
-            raise BackendUnavailable(f"PostgreSQL at {self.describe()}: {exc}") from exc
+            self.run_script("SET statement_timeout = 0")
+            yield
+        finally:
+            self._local.unbounded = False
+            with suppress(BackendUnavailable):
+                self.run_script("RESET statement_timeout")
 
     def time(self, value: datetime | None) -> datetime | None:
         return value
@@ -405,6 +507,7 @@ class PostgresConnector(Connector):
                     autocommit=True,
                     connect_timeout=self._connect_timeout,
                     application_name="taskyard-listen",
+                    **self.KEEPALIVES,
                 )
                 self._listen_conn.execute("LISTEN taskyard")
                 self._listen_owner = threading.get_ident()

@@ -31,6 +31,11 @@ def latest_version(dialect: str) -> int:
 def migrate(connector: Connector, target: int | None = None) -> list[str]:
     """Apply every schema file newer than the recorded version (up to ``target``, when given);
     return the files applied."""
+    with connector.unbounded():  # DDL on a big table, or waiting for another migrator
+        return _migrate(connector, target)
+
+
+def _migrate(connector: Connector, target: int | None) -> list[str]:
     applied: list[str] = []
     lock = connector.dialect == "postgresql"
     if lock:
@@ -40,15 +45,14 @@ def migrate(connector: Connector, target: int | None = None) -> list[str]:
         for number, name, sql in schema_files(connector.dialect):
             if number <= version or (target is not None and number > target):
                 continue
-            logger.info("applying %s to %s", name, connector.describe())
-            if connector.dialect == "sqlite":
-                # executescript() commits on its own; the files are idempotent (IF NOT EXISTS).
+            with connector.transaction():
+                # Checked again inside the transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL:
+                # the advisory lock): another process may have applied it meanwhile.
+                if current_version(connector) >= number:
+                    continue
+                logger.info("applying %s to %s", name, connector.describe())
                 connector.run_script(sql)
                 connector.run("meta_set", {"key": VERSION_KEY, "value": str(number)})
-            else:
-                with connector.transaction():
-                    connector.run_script(sql)
-                    connector.run("meta_set", {"key": VERSION_KEY, "value": str(number)})
             applied.append(name)
     finally:
         if lock:

@@ -27,7 +27,7 @@ _STATUS = {s.value: s for s in TaskResultStatus}
 
 def task_overrides(task: Task[Any, Any]) -> dict[str, Any] | None:
     """The option values of ``task`` that differ from its declaration (JSON-ready)."""
-    declared = registry.declared(task.module_path)
+    declared = registry.lookup(task.module_path)
     if declared is task:
         return None
     out: dict[str, Any] = {}
@@ -40,11 +40,19 @@ def task_overrides(task: Task[Any, Any]) -> dict[str, Any] | None:
 
 
 def task_for_row(row: Row, connector: Connector) -> Task[Any, Any]:
-    """The task a row describes: its declaration, with the row's differences applied.
+    """The task a row describes, for running it: its declaration (``registry.resolve``, which
+    may import an allowed module), with the row's differences applied.
 
     Raises ``TaskNotFound`` (an ``InvalidTask``) if the path does not lead to a task.
     """
-    task = registry.resolve(row["task_path"])
+    return _with_row_options(registry.resolve(row["task_path"]), row, connector, for_run=True)
+
+
+def _with_row_options(
+    task: Task[Any, Any], row: Row, connector: Connector, *, for_run: bool
+) -> Task[Any, Any]:
+    """``task`` with the row's differences applied (``retry_on`` only ``for_run``: a reader
+    does not need the exception classes, and must import nothing)."""
     changes: dict[str, Any] = {}
     if row["priority"] != task.priority:
         changes["priority"] = row["priority"]
@@ -60,7 +68,7 @@ def task_for_row(row: Row, connector: Connector) -> Task[Any, Any]:
     options = connector.parse_json(row["options"])
     if options:
         for name, value in options.items():
-            if name not in OPTION_FIELDS:
+            if name not in OPTION_FIELDS or (name == "retry_on" and not for_run):
                 continue
             changes[name] = (
                 tuple(registry.import_exception(p) for p in value) if name == "retry_on" else value
@@ -72,10 +80,66 @@ def task_for_row(row: Row, connector: Connector) -> Task[Any, Any]:
     return dataclasses.replace(task, **changes) if changes else task
 
 
+def _task_for_reader(row: Row, connector: Connector) -> Task[Any, Any]:
+    """The row's task for showing its result: the declaration if this process has it (nothing
+    is imported), else a placeholder carrying the path."""
+    declared = registry.lookup(row["task_path"])
+    if declared is not None:
+        try:
+            return _with_row_options(declared, row, connector, for_run=False)
+        except (InvalidTask, ValueError, TypeError):
+            pass
+    return registry.placeholder(row["task_path"])
+
+
 def _describe(value: object) -> str:
     if isinstance(value, ValueError):
         return f"text that is not JSON ({value})"
     return type(value).__name__
+
+
+_CORRUPT = "taskyard.exceptions.CorruptTask"
+
+
+class _Reader:
+    """Reads a row's JSON columns; what cannot be read is shown empty and noted as an error
+    (``notes``), so one bad value never makes a result unreadable."""
+
+    def __init__(self, row: Row, connector: Connector) -> None:
+        self.row = row
+        self.connector = connector
+        self.notes: list[TaskError] = []
+
+    def json(self, column: str, kind: type, default: Any) -> Any:
+        raw = self.row[column]
+        try:
+            value = self.connector.parse_json(raw)
+        except ValueError:
+            value = _Unreadable
+        if value is None and default is None:
+            return None
+        if isinstance(value, kind):
+            return value
+        self.notes.append(
+            TaskError(
+                exception_class_path=_CORRUPT,
+                traceback=f"{_CORRUPT}: stored {column} cannot be read: {str(raw)[:200]!r}",
+            )
+        )
+        return default
+
+    def errors(self) -> list[TaskError]:
+        out = []
+        for item in self.json("errors", list, []):
+            try:
+                out.append(TaskError.from_json(item))
+            except (KeyError, TypeError):
+                out.append(TaskError(exception_class_path=_CORRUPT, traceback=str(item)[:2000]))
+        return out
+
+
+class _Unreadable:
+    pass
 
 
 def result_from_row(
@@ -87,17 +151,14 @@ def result_from_row(
 ) -> TaskResult[Any]:
     """A ``TaskResult`` for a row. ``task`` defaults to the row's task, or a placeholder
     naming the path when it cannot be resolved in this process. ``strict`` (for running the
-    task) raises ``InvalidTask`` on corrupt arguments instead of showing them empty."""
+    task) raises ``InvalidTask`` on corrupt arguments instead of showing them empty; other
+    unreadable columns are shown empty, with an error saying so."""
     if task is None:
-        try:
-            task = task_for_row(row, connector)
-        except InvalidTask:
-            task = registry.placeholder(row["task_path"])
+        task = _task_for_reader(row, connector)
     parse_time = connector.parse_time
-    parse_json = connector.parse_json
-    errors = parse_json(row["errors"]) or []
+    read = _Reader(row, connector)
     try:
-        args, kwargs = parse_json(row["args"]), parse_json(row["kwargs"])
+        args, kwargs = connector.parse_json(row["args"]), connector.parse_json(row["kwargs"])
     except ValueError as exc:
         args = kwargs = exc
     if not isinstance(args, list) or not isinstance(kwargs, dict):
@@ -107,7 +168,14 @@ def result_from_row(
                 f"object, found {_describe(args)} and {_describe(kwargs)}"
             )
         args, kwargs = [], {}  # shown empty; the row keeps the raw text and errors say why
-    return TaskResult(
+    errors = read.errors()
+    worker_ids = [str(w) for w in read.json("worker_ids", list, [])]
+    try:
+        return_value = connector.parse_json(row["return_value"])
+    except ValueError:
+        return_value = None
+    progress = Progress.from_json(read.json("progress", dict, None))
+    result: TaskResult[Any] = TaskResult(
         task=task,
         id=str(row["id"]),
         status=_STATUS[row["status"]],
@@ -118,10 +186,14 @@ def result_from_row(
         started_at=parse_time(row["started_at"]),
         finished_at=parse_time(row["finished_at"]),
         last_attempted_at=parse_time(row["last_attempted_at"]),
-        errors=[TaskError.from_json(e) for e in errors],
-        worker_ids=list(parse_json(row["worker_ids"]) or []),
-        return_value=parse_json(row["return_value"]),
-        progress=Progress.from_json(parse_json(row["progress"])),
+        errors=errors + read.notes,
+        worker_ids=worker_ids,
+        return_value=return_value,
+        progress=progress,
         enqueued_by=row["enqueued_by"],
         backend_obj=backend,
     )
+    if row["status"] == "RUNNING":
+        result._attempt = int(row["attempts"])
+        result._retries_left = int(row["max_attempts"]) - result._attempt
+    return result

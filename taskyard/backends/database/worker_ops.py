@@ -88,7 +88,7 @@ class QueueOps:
             items.append(
                 {
                     "id": result.id,
-                    "attempt": result.attempts,
+                    "attempt": result._attempt or result.attempts,
                     "status": status.value,
                     "finished_at": c.time(result.finished_at),
                     "available_at": c.time(outcome.retry_at),
@@ -158,10 +158,31 @@ class QueueOps:
         )
         return {str(r["id"]): bool(r["cancel_requested"]) for r in rows}
 
-    def reap_expired(self) -> list[Row]:
-        """Expired leases back to READY (attempt counted) or to FAILED when none is left."""
+    @property
+    def max_interruptions(self) -> int:
+        return int(self.backend.options.get("MAX_INTERRUPTIONS", 3))
+
+    def reap_expired(self, reaper: str | None = None) -> list[Row]:
+        """Attempts whose lease expired were interrupted: back to READY to run again (not
+        charged against ``retries``), or FAILED past ``MAX_INTERRUPTIONS``. A worker passes its
+        own id as ``reaper``: its own leases are not reaped."""
         with self.c.transaction():
-            rows = self.c.run("reap_expired", {"now": self._now()})
+            rows = self.c.run(
+                "reap_expired",
+                {
+                    "now": self._now(),
+                    "max_interruptions": self.max_interruptions,
+                    "worker_id": reaper,
+                },
+            )
+            self._settle(rows)
+        return rows
+
+    def quarantine(self) -> list[Row]:
+        """Set aside pending rows whose stored data cannot be read: READY ones end FAILED,
+        RUNNING ones get the unreadable columns reset. Returns the rows changed."""
+        with self.c.transaction():
+            rows = self.c.run("quarantine", {"now": self._now()})
             self._settle(rows)
         return rows
 
@@ -177,8 +198,11 @@ class QueueOps:
         """Ids of the tasks ``worker_id`` holds (running or claimed)."""
         return [str(r["id"]) for r in self.c.run("held_by", {"worker_id": worker_id})]
 
-    def abandon_running(self, worker_id: str, ids: Sequence[str], reason: str) -> int:
-        """Give up running attempts (counted, with an error) so another worker runs them."""
+    def abandon_running(
+        self, worker_id: str, ids: Sequence[str], reason: str, charge: bool = True
+    ) -> int:
+        """Give up running attempts as interrupted (``reason`` recorded) so another worker runs
+        them again; ``charge=False`` does not count the interruption against the bound."""
         if not ids:
             return 0
         with self.c.transaction():
@@ -189,6 +213,8 @@ class QueueOps:
                     "worker_id": worker_id,
                     "reason": reason,
                     "now": self._now(),
+                    "charge": charge,
+                    "max_interruptions": self.max_interruptions,
                 },
             )
             self._settle(rows)

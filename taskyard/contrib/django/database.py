@@ -5,7 +5,6 @@ so a task enqueued inside ``transaction.atomic()`` exists exactly when the trans
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -18,15 +17,9 @@ from taskyard.backends.database.connectors import (
     PostgresConnector,
     Row,
     SQLiteConnector,
+    split_statements,
 )
 from taskyard.exceptions import InvalidTaskBackend
-
-_COMMENT = re.compile(r"--[^\n]*")
-
-
-def split_statements(sql: str) -> list[str]:
-    """The statements of a schema file (no semicolons inside statements there)."""
-    return [s.strip() for s in _COMMENT.sub("", sql).split(";") if s.strip()]
 
 
 class DjangoConnection:
@@ -88,6 +81,11 @@ class DjangoConnection:
 
     def close(self) -> None:
         """Django owns the connection: nothing to close (tests keep theirs)."""
+
+    @contextmanager
+    def unbounded(self) -> Iterator[None]:
+        """Django owns the connection and its settings (timeouts included)."""
+        yield
 
     def thread_done(self) -> None:
         conn = self.django()
@@ -190,7 +188,7 @@ class DjangoDatabaseBackend(DatabaseBackend):
         **{
             k: v
             for k, v in DatabaseBackend.options_schema.items()
-            if k in ("RESULT_RETENTION", "FAILED_RETENTION")
+            if k in ("RESULT_RETENTION", "FAILED_RETENTION", "MAX_INTERRUPTIONS")
         },
         "DATABASE": Option(str, "default", "the Django database alias holding the queue"),
         "AUTO_MIGRATE": Option(

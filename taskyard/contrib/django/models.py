@@ -66,6 +66,8 @@ class Task(models.Model):
     has_dependents = models.BooleanField(default=False)
     limit_key = models.TextField(null=True, blank=True)
     qualifiers = models.JSONField(null=True, blank=True)
+    interruptions = models.IntegerField(default=0)
+    interrupted_by = models.CharField(max_length=200, null=True, blank=True)
 
     class Meta:
         managed = False

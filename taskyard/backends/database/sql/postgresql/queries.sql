@@ -83,7 +83,8 @@ UPDATE taskyard_task AS t SET
     lease_expires_at = statement_timestamp() + %(lease)s * interval '1 second',
     started_at = COALESCE(t.started_at, statement_timestamp()),
     last_attempted_at = statement_timestamp(),
-    worker_ids = t.worker_ids || jsonb_build_array(%(worker_id)s::text)
+    worker_ids = t.worker_ids || jsonb_build_array(%(worker_id)s::text),
+    interrupted_by = NULL
 FROM picked WHERE t.id = picked.id
 RETURNING t.*;
 
@@ -93,8 +94,10 @@ WHERE status = 'READY' AND waiting_on IS NULL
   AND (%(any_queue)s OR queue_name = ANY(%(queues)s::text[]));
 
 -- name: complete
--- Records finished attempts. Fenced: a row is written only if this worker still holds this
--- attempt (a reaped or re-claimed task is left alone). Returns the rows written.
+-- Records finished attempts. Fenced by attempt: a row is written if this worker still holds
+-- this attempt, or if the attempt was interrupted (its lease expired while the database was
+-- away) and no newer attempt has begun since (interrupted_by still names this worker). Returns
+-- the rows written.
 UPDATE taskyard_task AS t SET
     status = v.status,
     finished_at = v.finished_at,
@@ -103,13 +106,15 @@ UPDATE taskyard_task AS t SET
     errors = t.errors || v.errors::jsonb,
     progress = COALESCE(v.progress::jsonb, t.progress),
     worker_id = NULL,
-    lease_expires_at = NULL
+    lease_expires_at = NULL,
+    interrupted_by = NULL
 FROM unnest(%(id)s::uuid[], %(attempt)s::int[], %(status)s::text[],
             %(finished_at)s::timestamptz[], %(available_at)s::timestamptz[],
             %(return_value)s::text[], %(errors)s::text[], %(progress)s::text[])
     AS v(id, attempt, status, finished_at, available_at, return_value, errors, progress)
-WHERE t.id = v.id AND t.status = 'RUNNING' AND t.attempts = v.attempt
-  AND t.worker_id = %(worker_id)s
+WHERE t.id = v.id AND t.attempts = v.attempt
+  AND ((t.status = 'RUNNING' AND t.worker_id = %(worker_id)s)
+       OR (t.status IN ('READY', 'FAILED') AND t.interrupted_by = %(worker_id)s))
 RETURNING t.id, t.status, t.has_dependents, t.queue_name, t.available_at;
 
 -- name: release_dependents
@@ -152,20 +157,33 @@ WHERE id = ANY(%(ids)s::uuid[]) AND worker_id = %(worker_id)s AND status = 'RUNN
 RETURNING id, cancel_requested;
 
 -- name: reap_expired
--- available_at is kept: a recovered task goes back to its old place in the queue, not to the end.
+-- Attempts whose worker stopped renewing the lease were interrupted: they run again whatever
+-- retries says (max_attempts grows by one), up to %(max_interruptions)s interruptions; beyond
+-- that the task is FAILED (a task that kills its worker must not do so forever). available_at
+-- is kept: a recovered task goes back to its old place in the queue, not to the end. A live
+-- worker never reaps its own leases (%(worker_id)s): it renews those it still runs and records
+-- those it finished while the database was away.
 UPDATE taskyard_task SET
-    status = CASE WHEN attempts < max_attempts THEN 'READY' ELSE 'FAILED' END,
-    finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE statement_timestamp() END,
+    status = CASE WHEN interruptions < %(max_interruptions)s THEN 'READY' ELSE 'FAILED' END,
+    finished_at = CASE WHEN interruptions < %(max_interruptions)s THEN NULL
+                       ELSE statement_timestamp() END,
+    max_attempts = max_attempts + CASE WHEN interruptions < %(max_interruptions)s THEN 1 ELSE 0 END,
+    interruptions = interruptions + 1,
     errors = errors || jsonb_build_array(jsonb_build_object(
         'exception_class_path', 'taskyard.exceptions.WorkerLost',
-        'traceback', 'taskyard.exceptions.WorkerLost: worker ' || worker_id
-                     || ' stopped renewing its lease (expired ' || lease_expires_at::text
-                     || ') while running attempt ' || attempts::text)),
+        'traceback', 'taskyard.exceptions.WorkerLost: attempt ' || attempts::text
+                     || ' was interrupted: worker ' || worker_id
+                     || ' stopped renewing its lease (expired ' || lease_expires_at::text || ')'
+                     || CASE WHEN interruptions < %(max_interruptions)s THEN '; it will run again'
+                        ELSE '; interrupted ' || (interruptions + 1)::text || ' times, more than '
+                             || 'MAX_INTERRUPTIONS (' || %(max_interruptions)s::text || ')' END)),
+    interrupted_by = worker_id,
     worker_id = NULL,
     lease_expires_at = NULL
 WHERE id IN (
     SELECT id FROM taskyard_task
     WHERE status = 'RUNNING' AND lease_expires_at < statement_timestamp()
+      AND (%(worker_id)s::text IS NULL OR worker_id <> %(worker_id)s::text)
     LIMIT 1000 FOR UPDATE SKIP LOCKED)
 RETURNING id, status, has_dependents, queue_name;
 
@@ -183,17 +201,75 @@ WHERE id = ANY(%(ids)s::uuid[]) AND worker_id = %(worker_id)s AND status = 'RUNN
 RETURNING id, queue_name;
 
 -- name: abandon_running
--- Cold shutdown: running attempts are given up (counted, with an error) for another worker.
+-- A stopping worker gives up running attempts (shutdown past its timeout, cold shutdown, a
+-- dead child process): interrupted, as in reap_expired. With charge false (the worker is being
+-- replaced because of another task) the interruption is not counted against the bound.
 UPDATE taskyard_task SET
-    status = CASE WHEN attempts < max_attempts THEN 'READY' ELSE 'FAILED' END,
-    finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE statement_timestamp() END,
+    status = CASE WHEN NOT %(charge)s OR interruptions < %(max_interruptions)s THEN 'READY'
+                  ELSE 'FAILED' END,
+    finished_at = CASE WHEN NOT %(charge)s OR interruptions < %(max_interruptions)s THEN NULL
+                       ELSE statement_timestamp() END,
+    max_attempts = max_attempts
+        + CASE WHEN NOT %(charge)s OR interruptions < %(max_interruptions)s THEN 1 ELSE 0 END,
+    interruptions = interruptions + CASE WHEN %(charge)s THEN 1 ELSE 0 END,
     errors = errors || jsonb_build_array(jsonb_build_object(
         'exception_class_path', 'taskyard.exceptions.WorkerLost',
-        'traceback', 'taskyard.exceptions.WorkerLost: ' || %(reason)s::text)),
+        'traceback', 'taskyard.exceptions.WorkerLost: attempt ' || attempts::text
+                     || ' was interrupted: ' || %(reason)s::text
+                     || CASE WHEN NOT %(charge)s OR interruptions < %(max_interruptions)s
+                        THEN '; it will run again'
+                        ELSE '; interrupted ' || (interruptions + 1)::text || ' times, more than '
+                             || 'MAX_INTERRUPTIONS (' || %(max_interruptions)s::text || ')' END)),
+    interrupted_by = worker_id,
     worker_id = NULL,
     lease_expires_at = NULL
 WHERE id = ANY(%(ids)s::uuid[]) AND worker_id = %(worker_id)s AND status = 'RUNNING'
 RETURNING id, status, has_dependents, queue_name;
+
+-- name: quarantine
+-- Pending rows whose stored JSON is not of the shape taskyard writes (changed by hand or by
+-- another program): READY ones end FAILED, RUNNING ones keep running with the unreadable
+-- columns reset, so their outcome can be recorded; the error names what was unreadable.
+WITH bad AS (
+    SELECT id, concat_ws(', ',
+        CASE WHEN jsonb_typeof(worker_ids) <> 'array' THEN 'worker_ids' END,
+        CASE WHEN jsonb_typeof(errors) <> 'array' THEN 'errors' END,
+        CASE WHEN jsonb_typeof(args) <> 'array' THEN 'args' END,
+        CASE WHEN jsonb_typeof(kwargs) <> 'object' THEN 'kwargs' END,
+        CASE WHEN jsonb_typeof(options) NOT IN ('object', 'null') THEN 'options' END,
+        CASE WHEN jsonb_typeof(qualifiers) NOT IN ('object', 'null') THEN 'qualifiers' END,
+        CASE WHEN jsonb_typeof(progress) NOT IN ('object', 'null') THEN 'progress' END
+    ) AS columns
+    FROM taskyard_task
+    WHERE status IN ('READY', 'RUNNING') AND (
+        jsonb_typeof(worker_ids) <> 'array' OR jsonb_typeof(errors) <> 'array'
+        OR jsonb_typeof(args) <> 'array' OR jsonb_typeof(kwargs) <> 'object'
+        OR jsonb_typeof(options) NOT IN ('object', 'null')
+        OR jsonb_typeof(qualifiers) NOT IN ('object', 'null')
+        OR jsonb_typeof(progress) NOT IN ('object', 'null'))
+    LIMIT 1000
+)
+UPDATE taskyard_task AS t SET
+    status = CASE WHEN t.status = 'READY' THEN 'FAILED' ELSE t.status END,
+    finished_at = CASE WHEN t.status = 'READY' THEN statement_timestamp() ELSE t.finished_at END,
+    waiting_on = NULL,
+    worker_ids = CASE WHEN jsonb_typeof(t.worker_ids) = 'array' THEN t.worker_ids
+                      WHEN t.worker_id IS NULL THEN '[]'::jsonb
+                      ELSE jsonb_build_array(t.worker_id) END,
+    args = CASE WHEN jsonb_typeof(t.args) = 'array' THEN t.args ELSE '[]'::jsonb END,
+    kwargs = CASE WHEN jsonb_typeof(t.kwargs) = 'object' THEN t.kwargs ELSE '{}'::jsonb END,
+    options = CASE WHEN jsonb_typeof(t.options) = 'object' THEN t.options END,
+    qualifiers = CASE WHEN jsonb_typeof(t.qualifiers) = 'object' THEN t.qualifiers END,
+    progress = CASE WHEN jsonb_typeof(t.progress) = 'object' THEN t.progress END,
+    errors = CASE WHEN jsonb_typeof(t.errors) = 'array' THEN t.errors ELSE '[]'::jsonb END
+        || jsonb_build_array(jsonb_build_object(
+            'exception_class_path', 'taskyard.exceptions.CorruptTask',
+            'traceback', 'taskyard.exceptions.CorruptTask: stored data of this task cannot be '
+                         || 'read (' || bad.columns || ')'
+                         || CASE WHEN t.status = 'READY' THEN ': it will not run'
+                            ELSE ': reset to empty values' END))
+FROM bad WHERE t.id = bad.id
+RETURNING t.id, t.status, t.has_dependents, t.queue_name;
 
 -- name: held_by
 SELECT id FROM taskyard_task WHERE worker_id = %(worker_id)s AND status = 'RUNNING';
@@ -316,7 +392,8 @@ INSERT INTO taskyard_task (
     id, task_path, queue_name, priority, status, backend, args, kwargs, options, enqueued_at,
     enqueued_by, run_after, available_at, started_at, last_attempted_at, finished_at, attempts,
     max_attempts, worker_ids, errors, return_value, progress, worker_id, lease_expires_at,
-    cancel_requested, depends_on, waiting_on, has_dependents, limit_key, qualifiers)
+    cancel_requested, depends_on, waiting_on, has_dependents, limit_key, qualifiers,
+    interruptions, interrupted_by)
 VALUES (
     %(id)s, %(task_path)s, %(queue_name)s, %(priority)s, %(status)s, %(backend)s,
     %(args)s::jsonb, %(kwargs)s::jsonb, %(options)s::jsonb, %(enqueued_at)s, %(enqueued_by)s,
@@ -324,7 +401,7 @@ VALUES (
     %(attempts)s, %(max_attempts)s, %(worker_ids)s::jsonb, %(errors)s::jsonb,
     %(return_value)s::jsonb, %(progress)s::jsonb, %(worker_id)s, %(lease_expires_at)s,
     %(cancel_requested)s, %(depends_on)s, %(waiting_on)s, %(has_dependents)s, %(limit_key)s,
-    %(qualifiers)s::jsonb)
+    %(qualifiers)s::jsonb, %(interruptions)s, %(interrupted_by)s)
 ON CONFLICT (id) DO NOTHING;
 
 -- name: now

@@ -38,7 +38,8 @@ UPDATE taskyard_task SET
     lease_expires_at = :lease_until,
     started_at = COALESCE(started_at, :now),
     last_attempted_at = :now,
-    worker_ids = json_insert(worker_ids, '$[#]', :worker_id)
+    worker_ids = json_insert(worker_ids, '$[#]', :worker_id),
+    interrupted_by = NULL
 WHERE id IN (
     SELECT id FROM taskyard_task
     WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= :now
@@ -57,7 +58,8 @@ WHERE status = 'READY' AND waiting_on IS NULL
   AND (:any_queue OR queue_name IN (SELECT value FROM json_each(:queues)));
 
 -- name: complete
--- One finished attempt (run once per task inside one transaction). Fenced like PostgreSQL's.
+-- One finished attempt (run once per task inside one transaction). Fenced like PostgreSQL's:
+-- this worker's running attempt, or its interrupted attempt if no newer one has begun.
 UPDATE taskyard_task SET
     status = :status,
     finished_at = :finished_at,
@@ -66,8 +68,11 @@ UPDATE taskyard_task SET
     errors = CASE WHEN :error IS NULL THEN errors ELSE json_insert(errors, '$[#]', json(:error)) END,
     progress = COALESCE(:progress, progress),
     worker_id = NULL,
-    lease_expires_at = NULL
-WHERE id = :id AND status = 'RUNNING' AND attempts = :attempt AND worker_id = :worker_id
+    lease_expires_at = NULL,
+    interrupted_by = NULL
+WHERE id = :id AND attempts = :attempt
+  AND ((status = 'RUNNING' AND worker_id = :worker_id)
+       OR (status IN ('READY', 'FAILED') AND interrupted_by = :worker_id))
 RETURNING id, status, has_dependents, queue_name, available_at;
 
 -- name: release_dependents
@@ -111,18 +116,25 @@ WHERE id IN (SELECT value FROM json_each(:ids)) AND worker_id = :worker_id AND s
 RETURNING id, cancel_requested;
 
 -- name: reap_expired
--- available_at is kept: a recovered task goes back to its old place in the queue, not to the end.
+-- Interrupted attempts (see the PostgreSQL file): run again up to :max_interruptions times.
 UPDATE taskyard_task SET
-    status = CASE WHEN attempts < max_attempts THEN 'READY' ELSE 'FAILED' END,
-    finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE :now END,
+    status = CASE WHEN interruptions < :max_interruptions THEN 'READY' ELSE 'FAILED' END,
+    finished_at = CASE WHEN interruptions < :max_interruptions THEN NULL ELSE :now END,
+    max_attempts = max_attempts + CASE WHEN interruptions < :max_interruptions THEN 1 ELSE 0 END,
+    interruptions = interruptions + 1,
     errors = json_insert(errors, '$[#]', json_object(
         'exception_class_path', 'taskyard.exceptions.WorkerLost',
-        'traceback', 'taskyard.exceptions.WorkerLost: worker ' || worker_id
-                     || ' stopped renewing its lease (expired ' || lease_expires_at
-                     || ') while running attempt ' || attempts)),
+        'traceback', 'taskyard.exceptions.WorkerLost: attempt ' || attempts
+                     || ' was interrupted: worker ' || worker_id
+                     || ' stopped renewing its lease (expired ' || lease_expires_at || ')'
+                     || CASE WHEN interruptions < :max_interruptions THEN '; it will run again'
+                        ELSE '; interrupted ' || (interruptions + 1) || ' times, more than '
+                             || 'MAX_INTERRUPTIONS (' || :max_interruptions || ')' END)),
+    interrupted_by = worker_id,
     worker_id = NULL,
     lease_expires_at = NULL
 WHERE status = 'RUNNING' AND lease_expires_at < :now
+  AND (:worker_id IS NULL OR worker_id <> :worker_id)
 RETURNING id, status, has_dependents, queue_name;
 
 -- name: release_unstarted
@@ -138,15 +150,88 @@ WHERE id IN (SELECT value FROM json_each(:ids)) AND worker_id = :worker_id AND s
 RETURNING id, queue_name;
 
 -- name: abandon_running
+-- A stopping worker gives up running attempts: interrupted, as in reap_expired; with :charge
+-- false the interruption is not counted against the bound.
 UPDATE taskyard_task SET
-    status = CASE WHEN attempts < max_attempts THEN 'READY' ELSE 'FAILED' END,
-    finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE :now END,
+    status = CASE WHEN NOT :charge OR interruptions < :max_interruptions THEN 'READY'
+                  ELSE 'FAILED' END,
+    finished_at = CASE WHEN NOT :charge OR interruptions < :max_interruptions THEN NULL
+                       ELSE :now END,
+    max_attempts = max_attempts
+        + CASE WHEN NOT :charge OR interruptions < :max_interruptions THEN 1 ELSE 0 END,
+    interruptions = interruptions + CASE WHEN :charge THEN 1 ELSE 0 END,
     errors = json_insert(errors, '$[#]', json_object(
         'exception_class_path', 'taskyard.exceptions.WorkerLost',
-        'traceback', 'taskyard.exceptions.WorkerLost: ' || :reason)),
+        'traceback', 'taskyard.exceptions.WorkerLost: attempt ' || attempts
+                     || ' was interrupted: ' || :reason
+                     || CASE WHEN NOT :charge OR interruptions < :max_interruptions
+                        THEN '; it will run again'
+                        ELSE '; interrupted ' || (interruptions + 1) || ' times, more than '
+                             || 'MAX_INTERRUPTIONS (' || :max_interruptions || ')' END)),
+    interrupted_by = worker_id,
     worker_id = NULL,
     lease_expires_at = NULL
 WHERE id IN (SELECT value FROM json_each(:ids)) AND worker_id = :worker_id AND status = 'RUNNING'
+RETURNING id, status, has_dependents, queue_name;
+
+-- name: quarantine
+-- Pending rows whose stored JSON cannot be read (see the PostgreSQL file). json_type() fails on
+-- malformed text, so it is asked only after json_valid().
+WITH shapes AS (
+    SELECT id, status,
+        CASE WHEN json_valid(worker_ids) THEN json_type(worker_ids) END AS worker_ids,
+        CASE WHEN json_valid(errors) THEN json_type(errors) END AS errors,
+        CASE WHEN json_valid(args) THEN json_type(args) END AS args,
+        CASE WHEN json_valid(kwargs) THEN json_type(kwargs) END AS kwargs,
+        CASE WHEN options IS NULL THEN 'null' WHEN json_valid(options) THEN json_type(options)
+             END AS options,
+        CASE WHEN qualifiers IS NULL THEN 'null' WHEN json_valid(qualifiers)
+             THEN json_type(qualifiers) END AS qualifiers,
+        CASE WHEN progress IS NULL THEN 'null' WHEN json_valid(progress)
+             THEN json_type(progress) END AS progress
+    FROM taskyard_task WHERE status IN ('READY', 'RUNNING')
+), bad AS (
+    SELECT id, rtrim(
+        CASE WHEN worker_ids IS NOT 'array' THEN 'worker_ids, ' ELSE '' END
+        || CASE WHEN errors IS NOT 'array' THEN 'errors, ' ELSE '' END
+        || CASE WHEN args IS NOT 'array' THEN 'args, ' ELSE '' END
+        || CASE WHEN kwargs IS NOT 'object' THEN 'kwargs, ' ELSE '' END
+        || CASE WHEN options NOT IN ('object', 'null') OR options IS NULL THEN 'options, ' ELSE '' END
+        || CASE WHEN qualifiers NOT IN ('object', 'null') OR qualifiers IS NULL
+                THEN 'qualifiers, ' ELSE '' END
+        || CASE WHEN progress NOT IN ('object', 'null') OR progress IS NULL
+                THEN 'progress, ' ELSE '' END, ', ') AS columns
+    FROM shapes
+    WHERE worker_ids IS NOT 'array' OR errors IS NOT 'array' OR args IS NOT 'array'
+       OR kwargs IS NOT 'object' OR options IS NULL OR options NOT IN ('object', 'null')
+       OR qualifiers IS NULL OR qualifiers NOT IN ('object', 'null')
+       OR progress IS NULL OR progress NOT IN ('object', 'null')
+    LIMIT 1000
+)
+UPDATE taskyard_task SET
+    status = CASE WHEN status = 'READY' THEN 'FAILED' ELSE status END,
+    finished_at = CASE WHEN status = 'READY' THEN :now ELSE finished_at END,
+    waiting_on = NULL,
+    worker_ids = CASE WHEN json_valid(worker_ids) AND json_type(worker_ids) = 'array'
+                      THEN worker_ids
+                      WHEN worker_id IS NULL THEN '[]' ELSE json_array(worker_id) END,
+    args = CASE WHEN json_valid(args) AND json_type(args) = 'array' THEN args ELSE '[]' END,
+    kwargs = CASE WHEN json_valid(kwargs) AND json_type(kwargs) = 'object' THEN kwargs
+                  ELSE '{}' END,
+    options = CASE WHEN json_valid(options) AND json_type(options) = 'object' THEN options END,
+    qualifiers = CASE WHEN json_valid(qualifiers) AND json_type(qualifiers) = 'object'
+                      THEN qualifiers END,
+    progress = CASE WHEN json_valid(progress) AND json_type(progress) = 'object'
+                    THEN progress END,
+    errors = json_insert(
+        CASE WHEN json_valid(errors) AND json_type(errors) = 'array' THEN errors ELSE '[]' END,
+        '$[#]', json_object(
+            'exception_class_path', 'taskyard.exceptions.CorruptTask',
+            'traceback', 'taskyard.exceptions.CorruptTask: stored data of this task cannot be '
+                         || 'read (' || (SELECT columns FROM bad WHERE bad.id = taskyard_task.id)
+                         || ')' || CASE WHEN status = 'READY' THEN ': it will not run'
+                                   ELSE ': reset to empty values' END))
+WHERE id IN (SELECT id FROM bad)
 RETURNING id, status, has_dependents, queue_name;
 
 -- name: held_by
@@ -254,13 +339,14 @@ INSERT INTO taskyard_task (
     id, task_path, queue_name, priority, status, backend, args, kwargs, options, enqueued_at,
     enqueued_by, run_after, available_at, started_at, last_attempted_at, finished_at, attempts,
     max_attempts, worker_ids, errors, return_value, progress, worker_id, lease_expires_at,
-    cancel_requested, depends_on, waiting_on, has_dependents, limit_key, qualifiers)
+    cancel_requested, depends_on, waiting_on, has_dependents, limit_key, qualifiers,
+    interruptions, interrupted_by)
 VALUES (
     :id, :task_path, :queue_name, :priority, :status, :backend, :args, :kwargs, :options,
     :enqueued_at, :enqueued_by, :run_after, :available_at, :started_at, :last_attempted_at,
     :finished_at, :attempts, :max_attempts, :worker_ids, :errors, :return_value, :progress,
     :worker_id, :lease_expires_at, :cancel_requested, :depends_on, :waiting_on,
-    :has_dependents, :limit_key, :qualifiers)
+    :has_dependents, :limit_key, :qualifiers, :interruptions, :interrupted_by)
 ON CONFLICT (id) DO NOTHING;
 
 -- name: meta_exists

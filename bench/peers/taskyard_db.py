@@ -10,7 +10,9 @@ from bench.harness import pg
 from bench.peers.base import Subject, stamped_call, timed_calls
 
 PREFILLED = "bench.prefilled_history"
-THREADS, BATCH = 4, 100
+# A claim is a started attempt: a worker claims at most one task per free thread, so for
+# no-op tasks the thread count is the batch size (32 threads keep the claim batches large).
+THREADS, BATCH = 32, 100
 
 _active: dict[str, Any] = {"url": None, "backend": None}
 

@@ -89,6 +89,8 @@ class Connector(ABC):
     has_notifications = False
     #: whether ``run_retrying`` retries on a fresh connection (a server can close idle ones)
     retries_stale_connections = False
+    #: whether one statement outside a transaction is atomic and safe to run as it is
+    single_statements_atomic = False
 
     def __init__(self, url: str, options: Mapping[str, Any]) -> None:
         self.url = url
@@ -161,6 +163,18 @@ class Connector(ABC):
     def unbounded(self) -> Iterator[None]:
         """Inside the block, this thread's statements have no time limit (migrations)."""
         yield
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """Around one writing statement that must be atomic: PostgreSQL runs a single statement
+        as its own transaction (no BEGIN/COMMIT round trips); SQLite needs ``BEGIN
+        IMMEDIATE`` so a statement that reads before it writes cannot fail to upgrade its
+        lock."""
+        if self.single_statements_atomic:
+            yield
+        else:
+            with self.transaction():
+                yield
 
     # -- adaptation ----------------------------------------------------------------------------
 
@@ -367,6 +381,7 @@ class PostgresConnector(Connector):
     dialect = "postgresql"
     has_notifications = True
     retries_stale_connections = True
+    single_statements_atomic = True
 
     KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
                   "keepalives_count": 3}  # fmt: skip

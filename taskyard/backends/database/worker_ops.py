@@ -69,7 +69,7 @@ class QueueOps:
             "queues": c.text_list(list(queues or [])),
             "excluded": c.text_list(list(excluded)),
         }
-        with c.transaction():
+        with c.write():
             rows = c.run("claim", params)
         if len(rows) > 1:
             rows.sort(key=lambda r: (-r["priority"], r["available_at"], str(r["id"])))
@@ -100,7 +100,9 @@ class QueueOps:
                 }
             )
         written: list[Row] = []
-        with c.transaction():
+        # PostgreSQL: one statement, atomic on its own (dependents are settled after it, and
+        # by the maintenance safety net should the worker die in between).
+        with c.write():
             if c.dialect == "postgresql":
                 arrays: dict[str, Any] = {
                     name: [item[name] for item in items]

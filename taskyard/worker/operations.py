@@ -124,7 +124,7 @@ def _convert(row: dict[str, Any], source: Connector, target: Connector) -> dict[
         out[name] = dumps(source.parse_json(row[name]))
     for name in _TIME_COLUMNS:
         out[name] = target.time(source.parse_time(row[name]))
-    for name in ("cancel_requested", "has_dependents"):
+    for name in ("cancel_requested", "has_dependents", "is_async"):
         out[name] = bool(row[name])
     return out
 

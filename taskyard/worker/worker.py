@@ -212,9 +212,12 @@ class Worker(Stopping):
                 except CorruptTask as exc:
                     self._quarantine(exc)
                     continue
-                except BackendUnavailable as exc:
+                except Exception as exc:  # the database away, or anything unforeseen
                     backoff = min(max(backoff * 2, 0.5), 10.0)
-                    logger.warning("claim failed (%s); retrying in %.1fs", exc, backoff)
+                    if isinstance(exc, BackendUnavailable):
+                        logger.warning("claim failed (%s); retrying in %.1fs", exc, backoff)
+                    else:
+                        logger.exception("claim failed; retrying in %.1fs", backoff)
                     self._wait(backoff)
                     continue
             if claimed > 0:

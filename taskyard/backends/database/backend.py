@@ -48,6 +48,7 @@ _TASK_COLUMNS = (
     "max_attempts",
     "limit_key",
     "qualifiers",
+    "is_async",
 )
 
 #: one plain call of a bulk enqueue: the task's insert parameters, id, args and kwargs as JSON
@@ -205,6 +206,7 @@ class DatabaseBackend(Backend):
             "limit_key": task.effective_limit_key,
             "qualifiers": dumps(qualifiers),
             "errors": "[]",
+            "is_async": task.is_async,
         }
         if len(self._static) > 256:
             self._static.clear()

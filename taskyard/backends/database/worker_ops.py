@@ -54,13 +54,16 @@ class QueueOps:
         lease: float,
         qualifiers: Mapping[str, str],
         excluded: Sequence[str] = (),
+        async_limit: int | None = None,
     ) -> list[Row]:
-        """Claim up to ``limit`` due tasks (higher priority first) for ``worker_id``, from
-        ``queues`` (None: any) except ``excluded``."""
+        """Claim up to ``limit`` due sync tasks and ``async_limit`` due async tasks (default:
+        ``limit`` too), higher priority first, for ``worker_id``, from ``queues`` (None: any)
+        except ``excluded``."""
         c = self.c
         params = {
             "worker_id": worker_id,
             "limit": limit,
+            "async_limit": limit if async_limit is None else async_limit,
             "lease": lease,
             "lease_until": self._until(lease),
             "now": self._now(),

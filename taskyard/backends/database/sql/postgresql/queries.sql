@@ -9,13 +9,13 @@ WITH inserted AS (
     INSERT INTO taskyard_task (
         id, task_path, queue_name, priority, status, backend, args, kwargs, options,
         enqueued_at, enqueued_by, run_after, available_at, finished_at, max_attempts,
-        depends_on, waiting_on, limit_key, qualifiers, errors)
+        depends_on, waiting_on, limit_key, qualifiers, errors, is_async)
     VALUES (
         %(id)s, %(task_path)s, %(queue_name)s, %(priority)s, %(status)s, %(backend)s,
         %(args)s::jsonb, %(kwargs)s::jsonb, %(options)s::jsonb, %(enqueued_at)s, %(enqueued_by)s,
         %(run_after)s::timestamptz, COALESCE(%(run_after)s::timestamptz, statement_timestamp()), %(finished_at)s,
         %(max_attempts)s, %(depends_on)s, %(waiting_on)s, %(limit_key)s,
-        %(qualifiers)s::jsonb, %(errors)s::jsonb)
+        %(qualifiers)s::jsonb, %(errors)s::jsonb, %(is_async)s)
     ON CONFLICT (id) DO NOTHING
     RETURNING queue_name, status, available_at, waiting_on
 )
@@ -31,17 +31,18 @@ WITH task AS (
     SELECT * FROM unnest(
         %(task_path)b::text[], %(queue_name)b::text[], %(priority)b::int[], %(backend)b::text[],
         %(options)b::text[], %(run_after)b::timestamptz[], %(max_attempts)b::int[],
-        %(limit_key)b::text[], %(qualifiers)b::text[]) WITH ORDINALITY
+        %(limit_key)b::text[], %(qualifiers)b::text[], %(is_async)b::bool[]) WITH ORDINALITY
         AS t(task_path, queue_name, priority, backend, options, run_after, max_attempts,
-             limit_key, qualifiers, task_group)
+             limit_key, qualifiers, is_async, task_group)
 ), inserted AS (
     INSERT INTO taskyard_task (
         id, task_path, queue_name, priority, status, backend, args, kwargs, options,
-        enqueued_at, enqueued_by, run_after, available_at, max_attempts, limit_key, qualifiers)
+        enqueued_at, enqueued_by, run_after, available_at, max_attempts, limit_key, qualifiers,
+        is_async)
     SELECT r.id, t.task_path, t.queue_name, t.priority, 'READY', t.backend, r.args::jsonb,
            r.kwargs::jsonb, t.options::jsonb, %(enqueued_at)s::timestamptz, %(enqueued_by)s,
            t.run_after, COALESCE(t.run_after, statement_timestamp()), t.max_attempts,
-           t.limit_key, t.qualifiers::jsonb
+           t.limit_key, t.qualifiers::jsonb, t.is_async
     FROM unnest(%(id)b::uuid[], %(args)b::text[], %(kwargs)b::text[], %(task_group)b::int[])
          AS r(id, args, kwargs, task_group)
     JOIN task AS t ON t.task_group = r.task_group
@@ -64,17 +65,31 @@ SELECT count(*) AS pending FROM taskyard_task
 WHERE limit_key = %(key)s AND status IN ('READY', 'RUNNING');
 
 -- name: claim
--- Up to %(limit)s due tasks, higher priority first, from the worker's queues (any with
+-- Up to %(limit)s due sync tasks and %(async_limit)s due async tasks (the worker's free threads
+-- and free event-loop slots), higher priority first, from the worker's queues (any with
 -- any_queue), skipping rows other workers are claiming this instant.
-WITH picked AS (
+WITH sync_rows AS (
     SELECT id FROM taskyard_task
-    WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= statement_timestamp()
+    WHERE status = 'READY' AND waiting_on IS NULL AND NOT is_async
+      AND available_at <= statement_timestamp()
       AND (%(any_queue)s OR queue_name = ANY(%(queues)s::text[]))
       AND NOT (queue_name = ANY(%(excluded)s::text[]))
       AND (qualifiers IS NULL OR qualifiers <@ %(qualifiers)s::jsonb)
     ORDER BY priority DESC, available_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), async_rows AS (
+    SELECT id FROM taskyard_task
+    WHERE status = 'READY' AND waiting_on IS NULL AND is_async
+      AND available_at <= statement_timestamp()
+      AND (%(any_queue)s OR queue_name = ANY(%(queues)s::text[]))
+      AND NOT (queue_name = ANY(%(excluded)s::text[]))
+      AND (qualifiers IS NULL OR qualifiers <@ %(qualifiers)s::jsonb)
+    ORDER BY priority DESC, available_at, id
+    LIMIT %(async_limit)s
+    FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT id FROM sync_rows UNION ALL SELECT id FROM async_rows
 )
 UPDATE taskyard_task AS t SET
     status = 'RUNNING',
@@ -393,7 +408,7 @@ INSERT INTO taskyard_task (
     enqueued_by, run_after, available_at, started_at, last_attempted_at, finished_at, attempts,
     max_attempts, worker_ids, errors, return_value, progress, worker_id, lease_expires_at,
     cancel_requested, depends_on, waiting_on, has_dependents, limit_key, qualifiers,
-    interruptions, interrupted_by)
+    interruptions, interrupted_by, is_async)
 VALUES (
     %(id)s, %(task_path)s, %(queue_name)s, %(priority)s, %(status)s, %(backend)s,
     %(args)s::jsonb, %(kwargs)s::jsonb, %(options)s::jsonb, %(enqueued_at)s, %(enqueued_by)s,
@@ -401,7 +416,7 @@ VALUES (
     %(attempts)s, %(max_attempts)s, %(worker_ids)s::jsonb, %(errors)s::jsonb,
     %(return_value)s::jsonb, %(progress)s::jsonb, %(worker_id)s, %(lease_expires_at)s,
     %(cancel_requested)s, %(depends_on)s, %(waiting_on)s, %(has_dependents)s, %(limit_key)s,
-    %(qualifiers)s::jsonb, %(interruptions)s, %(interrupted_by)s)
+    %(qualifiers)s::jsonb, %(interruptions)s, %(interrupted_by)s, %(is_async)s)
 ON CONFLICT (id) DO NOTHING;
 
 -- name: now

@@ -5,22 +5,23 @@
 INSERT INTO taskyard_task (
     id, task_path, queue_name, priority, status, backend, args, kwargs, options,
     enqueued_at, enqueued_by, run_after, available_at, finished_at, max_attempts,
-    depends_on, waiting_on, limit_key, qualifiers, errors)
+    depends_on, waiting_on, limit_key, qualifiers, errors, is_async)
 VALUES (
     :id, :task_path, :queue_name, :priority, :status, :backend, :args, :kwargs, :options,
     :enqueued_at, :enqueued_by, :run_after, COALESCE(:run_after, :enqueued_at), :finished_at,
-    :max_attempts, :depends_on, :waiting_on, :limit_key, :qualifiers, :errors)
+    :max_attempts, :depends_on, :waiting_on, :limit_key, :qualifiers, :errors, :is_async)
 ON CONFLICT (id) DO NOTHING;
 
 -- name: insert_many
 -- One row of a bulk insert, run with executemany. Positional parameters (they bind faster than
 -- named ones): id, then the task's columns (task_path, queue_name, priority, backend, options,
--- run_after, max_attempts, limit_key, qualifiers), then args, kwargs, enqueued_at, enqueued_by.
+-- run_after, max_attempts, limit_key, qualifiers, is_async), then args, kwargs, enqueued_at,
+-- enqueued_by.
 INSERT INTO taskyard_task (
     id, task_path, queue_name, priority, backend, options, run_after, max_attempts, limit_key,
-    qualifiers, args, kwargs, enqueued_at, enqueued_by, status, available_at, errors)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'READY',
-        COALESCE(?7, ?13), '[]')
+    qualifiers, is_async, args, kwargs, enqueued_at, enqueued_by, status, available_at, errors)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 'READY',
+        COALESCE(?7, ?14), '[]')
 ON CONFLICT (id) DO NOTHING;
 
 -- name: mark_dependency
@@ -31,6 +32,7 @@ SELECT count(*) AS pending FROM taskyard_task
 WHERE limit_key = :key AND status IN ('READY', 'RUNNING');
 
 -- name: claim
+-- Up to :limit due sync tasks and :async_limit due async tasks (see the PostgreSQL file).
 UPDATE taskyard_task SET
     status = 'RUNNING',
     attempts = attempts + 1,
@@ -41,15 +43,27 @@ UPDATE taskyard_task SET
     worker_ids = json_insert(worker_ids, '$[#]', :worker_id),
     interrupted_by = NULL
 WHERE id IN (
-    SELECT id FROM taskyard_task
-    WHERE status = 'READY' AND waiting_on IS NULL AND available_at <= :now
-      AND (:any_queue OR queue_name IN (SELECT value FROM json_each(:queues)))
-      AND queue_name NOT IN (SELECT value FROM json_each(:excluded))
-      AND (qualifiers IS NULL OR NOT EXISTS (
-          SELECT 1 FROM json_each(taskyard_task.qualifiers) AS q
-          WHERE json_extract(:qualifiers, '$."' || q.key || '"') IS NOT q.value))
-    ORDER BY priority DESC, available_at, id
-    LIMIT :limit)
+    SELECT id FROM (
+        SELECT id FROM taskyard_task
+        WHERE status = 'READY' AND waiting_on IS NULL AND is_async = 0 AND available_at <= :now
+          AND (:any_queue OR queue_name IN (SELECT value FROM json_each(:queues)))
+          AND queue_name NOT IN (SELECT value FROM json_each(:excluded))
+          AND (qualifiers IS NULL OR NOT EXISTS (
+              SELECT 1 FROM json_each(taskyard_task.qualifiers) AS q
+              WHERE json_extract(:qualifiers, '$."' || q.key || '"') IS NOT q.value))
+        ORDER BY priority DESC, available_at, id
+        LIMIT :limit)
+    UNION ALL
+    SELECT id FROM (
+        SELECT id FROM taskyard_task
+        WHERE status = 'READY' AND waiting_on IS NULL AND is_async = 1 AND available_at <= :now
+          AND (:any_queue OR queue_name IN (SELECT value FROM json_each(:queues)))
+          AND queue_name NOT IN (SELECT value FROM json_each(:excluded))
+          AND (qualifiers IS NULL OR NOT EXISTS (
+              SELECT 1 FROM json_each(taskyard_task.qualifiers) AS q
+              WHERE json_extract(:qualifiers, '$."' || q.key || '"') IS NOT q.value))
+        ORDER BY priority DESC, available_at, id
+        LIMIT :async_limit))
 RETURNING *;
 
 -- name: next_available_at
@@ -340,13 +354,13 @@ INSERT INTO taskyard_task (
     enqueued_by, run_after, available_at, started_at, last_attempted_at, finished_at, attempts,
     max_attempts, worker_ids, errors, return_value, progress, worker_id, lease_expires_at,
     cancel_requested, depends_on, waiting_on, has_dependents, limit_key, qualifiers,
-    interruptions, interrupted_by)
+    interruptions, interrupted_by, is_async)
 VALUES (
     :id, :task_path, :queue_name, :priority, :status, :backend, :args, :kwargs, :options,
     :enqueued_at, :enqueued_by, :run_after, :available_at, :started_at, :last_attempted_at,
     :finished_at, :attempts, :max_attempts, :worker_ids, :errors, :return_value, :progress,
     :worker_id, :lease_expires_at, :cancel_requested, :depends_on, :waiting_on,
-    :has_dependents, :limit_key, :qualifiers, :interruptions, :interrupted_by)
+    :has_dependents, :limit_key, :qualifiers, :interruptions, :interrupted_by, :is_async)
 ON CONFLICT (id) DO NOTHING;
 
 -- name: meta_exists

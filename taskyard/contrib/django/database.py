@@ -82,8 +82,11 @@ class DjangoConnection:
             yield
 
     def drop_connection(self) -> None:
+        """After an error on the raw connection: close it if it is unusable (Django's own
+        cursors set ``errors_occurred``; queries on the raw connection must say so)."""
         conn = self.django()
         if not conn.in_atomic_block:
+            conn.errors_occurred = True
             conn.close_if_unusable_or_obsolete()
 
     def close(self) -> None:

@@ -42,6 +42,10 @@ def _database() -> str:
     return backend.database if backend is not None else "default"
 
 
+#: Statuses of tasks that are cancelled, not deleted.
+PENDING = ("READY", "RUNNING")
+
+
 def _pretty(value: Any) -> str:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
 
@@ -123,7 +127,7 @@ class TaskAdmin(TaskAdminBase):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        if obj is not None and obj.status in ("READY", "RUNNING"):
+        if obj is not None and obj.status in PENDING:
             return False  # pending tasks are cancelled, not deleted
         return super().has_delete_permission(request, obj)
 
@@ -178,23 +182,28 @@ class TaskAdmin(TaskAdminBase):
         if backend is None:
             self.message_user(request, "no taskyard Database backend is configured", messages.ERROR)
             return
-        items = [str(task.id) for task in queryset]
-        done = sum(1 for task_id in items if action(backend, task_id))
+        items = [(str(task.id), task.status) for task in queryset]
+        done = sum(1 for task_id, status in items if action(backend, task_id, status))
         self.message_user(
             request, f"{done} task(s) {verb}; {len(items) - done} skipped", messages.SUCCESS
         )
 
     @admin.action(description="Retry selected failed or cancelled tasks", permissions=["change"])
     def retry_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
-        self._each(request, queryset, "queued again", lambda b, i: b.retry(i))
+        self._each(request, queryset, "queued again", lambda b, i, _: b.retry(i))
 
     @admin.action(description="Cancel selected tasks", permissions=["change"])
     def cancel_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
-        self._each(request, queryset, "cancelled", lambda b, i: b.cancel(b.get_result(i)))
+        self._each(request, queryset, "cancelled", lambda b, i, _: b.cancel(b.get_result(i)))
 
     @admin.action(description="Delete selected tasks (not running ones)", permissions=["delete"])
     def delete_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
-        self._each(request, queryset, "deleted", lambda b, i: b.delete(i))
+        self._each(
+            request,
+            queryset,
+            "deleted",
+            lambda b, i, status: status not in PENDING and b.delete(i),
+        )
 
 
 @admin.register(Worker)

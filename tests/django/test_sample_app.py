@@ -58,10 +58,9 @@ class ImmediateBackendInTestCase(TestCase):
         outboxes = []
         for tasks_setting in (DJANGO_IMMEDIATE, IMMEDIATE_DEFAULT):
             mail.outbox.clear()
-            with override_settings(TASKS=tasks_setting):
-                with transaction.atomic():
-                    Incident.objects.create(title="cpu")
-                    Incident.objects.create(title="memory")
+            with override_settings(TASKS=tasks_setting), transaction.atomic():
+                Incident.objects.create(title="cpu")
+                Incident.objects.create(title="memory")
             outboxes.append([m.subject for m in mail.outbox])
         assert outboxes[0] == outboxes[1] == ["[major] cpu", "[major] memory"]
 

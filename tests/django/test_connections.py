@@ -120,3 +120,32 @@ def test_immediate_outside_a_transaction_leaves_the_callers_connection_alone() -
             pass
         assert touch_the_database.enqueue().return_value == 0
         assert connection.connection is before  # CONN_MAX_AGE=0, yet not closed mid-request
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "queue2"])
+def test_a_forked_child_does_not_use_or_close_the_parents_connection() -> None:
+    """rq work horses and child worker processes are forked: the child opens its own
+    connection, and the parent's session survives the child's exit."""
+    import os
+    import warnings
+
+    connection.ensure_connection()
+    parent_raw = connection.connection
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads running
+        pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            fresh = connection.connection is None
+            Incident.objects.count()  # opens the child's own connection
+            os.write(write, b"ok" if fresh and connection.connection is not parent_raw else b"no")
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 2)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert answer == b"ok"
+    assert connection.connection is parent_raw
+    assert Incident.objects.count() == 0  # the parent's session still works

@@ -6,6 +6,7 @@ import django
 from django.core import mail
 
 from taskyard.contrib.django.qualifiers import Setting
+from taskyard.cron import cron
 
 if django.VERSION >= (6, 0):
     from django.tasks import task
@@ -37,6 +38,12 @@ def send_alert(incident_id: int) -> str:
         [incident.recipient],
     )
     return incident.recipient
+
+
+@cron("0 3 * * *")  # stacked above Django's @task, as django-crontask users write it
+@task
+def daily_digest() -> str:
+    return "digest"
 
 
 @task

@@ -21,14 +21,19 @@ from typing import Any, ClassVar
 from taskyard.backends.base import Backend as CoreBackend
 from taskyard.backends.base import preassigned_result_id
 from taskyard.contrib.django.compat import api_of, primary
-from taskyard.contrib.django.conversion import task_class_for, to_core, to_django
+from taskyard.contrib.django.conversion import adapt, task_class_for, to_core, to_django
 from taskyard.contrib.django.settings import ensure_configured
 from taskyard.exceptions import InvalidTask as CoreInvalidTask
 from taskyard.exceptions import InvalidTaskArguments
+from taskyard.tasks import registry as _registry
 from taskyard.tasks.results import TaskResult as CoreResult
 from taskyard.tasks.results import new_id
 
 _API = primary()
+
+# Workers and @cron accept Django's task objects once these backends exist (also without the
+# app installed: then `manage.py check` reports taskyard.E005 instead of an import error).
+_registry.add_adapter(adapt)
 
 
 class TaskyardBackendMixin:

@@ -46,15 +46,22 @@ def test_predicate_qualifier_in_place() -> None:
     assert _status(result.id) == "SUCCESSFUL"
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["db_worker", "--batch", "--queue-name", "*", "--threads", "2", "-v", "0"],
+        ["taskyard", "worker", "--burst", "--queues", "*", "--threads", "2", "-v", "0"],
+    ],
+)
 @pytest.mark.django_db(transaction=True, databases=["default", "queue2"])
-def test_real_worker_threads_honour_setting_qualifiers() -> None:
+def test_real_worker_threads_honour_setting_qualifiers(command: list[str]) -> None:
     value = tasks.needs_important_setting.enqueue()
     predicate = tasks.needs_xyz_in_list.enqueue()
     with override_settings(IMPORTANT_SETTING="no"):
-        call_command("db_worker", "--batch", "--queue-name", "*", "--threads", "2", verbosity=0)
+        call_command(*command)
     assert (_status(value.id), _status(predicate.id)) == ("READY", "READY")
     with override_settings(IMPORTANT_LIST=["xyz"]):
-        call_command("db_worker", "--batch", "--queue-name", "*", "--threads", "2", verbosity=0)
+        call_command(*command)
     assert (_status(value.id), _status(predicate.id)) == ("SUCCESSFUL", "SUCCESSFUL")
 
 

@@ -47,7 +47,8 @@ print-py312:
 $(VENV312)/.installed: pyproject.toml
 	@test -n "$(PY312)" || { echo "no Python >= 3.12 found for the Django 6 leg"; exit 1; }
 	$(PY312) -m venv $(VENV312)
-	$(VENV312)/bin/pip install --quiet --disable-pip-version-check -e '.[django,postgres,redis,cron,metrics,test]' 'django>=6,<7'
+	$(VENV312)/bin/pip install --quiet --disable-pip-version-check -e '.[django,postgres,redis,cron,metrics,test]' 'django>=6,<7' \
+		'django-tasks>=0.12'  # with the backport too, as apps that still depend on it run Django 6
 	touch $@
 
 ## test-django6: the Django tests on Python >= 3.12 with Django 6 (SQLite, then PostgreSQL)

@@ -16,7 +16,7 @@ from typing import Any
 from taskyard.backends.memory import InMemoryBackend
 from taskyard.exceptions import TaskCancelled
 from taskyard.tasks.execution import announce_outcome, execute, record_failure, utcnow
-from taskyard.tasks.hooks import announce_finished
+from taskyard.tasks.hooks import announce_finished, running_inline
 from taskyard.tasks.results import TaskResult, TaskResultStatus
 from taskyard.tasks.task import Task
 
@@ -100,7 +100,8 @@ class DummyBackend(InMemoryBackend):
             result = self._next_runnable(task, include_deferred, qualifiers)
             if result is None:
                 return finished
-            outcome = execute(result.task, result, worker_id=self.worker_id, sender=sender)
+            with running_inline():  # run_pending runs on the caller's (the test's) thread
+                outcome = execute(result.task, result, worker_id=self.worker_id, sender=sender)
             cascade: list[TaskResult[Any]] = []
             with self._lock:
                 if outcome.will_retry:

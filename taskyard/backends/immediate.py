@@ -9,6 +9,7 @@ from typing import Any
 from taskyard.backends.base import Option
 from taskyard.backends.memory import MAX_RESULTS, InMemoryBackend
 from taskyard.tasks.execution import announce_outcome, execute
+from taskyard.tasks.hooks import running_inline
 from taskyard.tasks.results import TaskResult, process_identity
 from taskyard.tasks.task import Task
 
@@ -47,7 +48,8 @@ class ImmediateBackend(InMemoryBackend):
         worker_id = process_identity()
         try:
             while True:
-                outcome = execute(task, result, worker_id=worker_id, sender=sender)
+                with running_inline():  # the caller's thread, connections and transaction
+                    outcome = execute(task, result, worker_id=worker_id, sender=sender)
                 if not outcome.will_retry:
                     break
                 if not self._retry_delays:

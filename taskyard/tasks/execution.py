@@ -34,7 +34,12 @@ from typing import TYPE_CHECKING, Any
 from taskyard.exceptions import TaskCancelled, TaskTimeout, WorkerInterrupt
 from taskyard.tasks.context import IN_MEMORY, AttemptControl, TaskContext
 from taskyard.tasks.deadlines import DEADLINES
-from taskyard.tasks.hooks import announce_finished, announce_retry, announce_started
+from taskyard.tasks.hooks import (
+    announce_finished,
+    announce_retry,
+    announce_started,
+    wrapped_run,
+)
 from taskyard.tasks.results import TaskError, TaskResultStatus
 from taskyard.tasks.serialization import normalize_return_value
 from taskyard.tasks.task import run_coroutine
@@ -113,8 +118,20 @@ def execute(
 
     ``claimed=True`` means the store already marked the attempt started (status RUNNING,
     attempt counted, worker id appended) when the worker claimed it: only the announcement
-    is left to do.
+    is left to do. The run wrappers of ``taskyard.tasks.hooks`` bracket the attempt.
     """
+    with wrapped_run(result):
+        return _attempt(task, result, worker_id, sender, control, claimed)
+
+
+def _attempt(
+    task: Task[Any, Any],
+    result: TaskResult[Any],
+    worker_id: str,
+    sender: type,
+    control: AttemptControl,
+    claimed: bool,
+) -> Outcome:
     if claimed:
         announce_started(sender, result)
     else:
@@ -175,7 +192,7 @@ def announce_outcome(sender: type, result: TaskResult[Any], outcome: Outcome) ->
     if outcome.status is READY:
         announce_retry(result, outcome.retry_delay)
     else:
-        announce_finished(sender, result)
+        announce_finished(sender, result, outcome.exception)
 
 
 # -- invoking with a timeout ------------------------------------------------------------------

@@ -338,7 +338,11 @@ def _normalize_qualifiers(value: object, where: str) -> tuple[tuple[str, str], .
     if isinstance(value, Mapping):
         pairs = list(value.items())
     elif isinstance(value, Sequence) and not isinstance(value, str):
-        pairs = [tuple(p) for p in value]
+        # an item with ``as_qualifier(task_path, index)`` (Django's ``Setting``) names its pair
+        pairs = [
+            p.as_qualifier(where, i) if hasattr(p, "as_qualifier") else tuple(p)
+            for i, p in enumerate(value)
+        ]
     else:
         raise InvalidTask(f"qualifiers of {where} must be a dict of str to str, got {value!r}")
     for pair in pairs:

@@ -10,13 +10,18 @@ Routes (GET):
 * ``/metrics`` — Prometheus text exposition; with the ``metrics`` extra installed, the
   ``prometheus_client`` default registry (process metrics and your own) is appended.
 
-Responses carry counts, never task payloads.
+Responses carry counts, never task payloads. Details -- the readiness reason, the worker's id,
+errors naming hosts, ports or users -- are served only to callers that send the token set in
+``TASKYARD_HEALTH_TOKEN`` (``Authorization: Bearer <token>``); anyone else gets the status and
+the counts.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -132,12 +137,36 @@ def render_metrics(
     return text + extra.decode()
 
 
-class HealthServer:
-    """Serve a ``HealthSource`` on ``host:port`` from a daemon thread."""
+#: The counts of ``monitoring_payload`` (what an anonymous caller of ``/processor/monitoring``
+#: gets); anything else a source adds is a detail.
+PUBLIC_MONITORING_KEYS = ("waiting", "scheduled", "running", "failed", "oldest_waiting_seconds")
 
-    def __init__(self, source: HealthSource, port: int, host: str = "0.0.0.0") -> None:
+
+def public_monitoring(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The counts of a monitoring payload, without details (worker ids, hosts, errors)."""
+    public = {key: data[key] for key in PUBLIC_MONITORING_KEYS if key in data}
+    queues = data.get("queues")
+    if isinstance(queues, Mapping):
+        public["queues"] = {
+            name: {k: v for k, v in counts.items() if k in PUBLIC_MONITORING_KEYS}
+            for name, counts in queues.items()
+            if isinstance(counts, Mapping)
+        }
+    return public
+
+
+class HealthServer:
+    """Serve a ``HealthSource`` on ``host:port`` from a daemon thread. ``token`` (default:
+    ``$TASKYARD_HEALTH_TOKEN``) unlocks the details; without it every caller gets counts and
+    statuses only."""
+
+    def __init__(
+        self, source: HealthSource, port: int, host: str = "0.0.0.0", token: str | None = None
+    ) -> None:
         self.source = source
-        handler = _make_handler(source)
+        if token is None:
+            token = os.environ.get("TASKYARD_HEALTH_TOKEN") or None
+        handler = _make_handler(source, token)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -158,21 +187,34 @@ class HealthServer:
         self._server.server_close()
 
 
-def _make_handler(source: HealthSource) -> type[BaseHTTPRequestHandler]:
+def _make_handler(source: HealthSource, token: str | None) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "taskyard"
 
+        def _trusted(self) -> bool:
+            if token is None:
+                return False
+            given = self.headers.get("Authorization", "")
+            return given.startswith("Bearer ") and hmac.compare_digest(
+                given[len("Bearer ") :].encode(), token.encode()
+            )
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0].rstrip("/")
+            trusted = self._trusted()
             try:
                 if path == "/health/liveness":
                     alive = source.is_alive()
                     self._send(200 if alive else 503, {"alive": alive})
                 elif path == "/health/readiness":
                     ready, reason = source.readiness()
-                    self._send(200 if ready else 503, {"ready": ready, "reason": reason})
+                    answer: dict[str, Any] = {"ready": ready}
+                    if trusted:
+                        answer["reason"] = reason
+                    self._send(200 if ready else 503, answer)
                 elif path == "/processor/monitoring":
-                    self._send(200, source.monitoring())
+                    data = source.monitoring()
+                    self._send(200, data if trusted else public_monitoring(data))
                 elif path == "/metrics":
                     body = render_metrics(source.metrics()).encode()
                     self._send_bytes(200, body, "text/plain; version=0.0.4; charset=utf-8")
@@ -180,7 +222,8 @@ def _make_handler(source: HealthSource) -> type[BaseHTTPRequestHandler]:
                     self._send(404, {"error": f"no such endpoint {path!r}"})
             except Exception as exc:
                 logger.exception("health endpoint %s failed", path)
-                self._send(503, {"error": f"{type(exc).__name__}: {exc}"})
+                detail = f"{type(exc).__name__}: {exc}" if trusted else "unavailable"
+                self._send(503, {"error": detail})
 
         def _send(self, status: int, payload: Any) -> None:
             body = json.dumps(payload, default=str).encode()

@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "taskyard.contrib.django",
     "tests.django.testapp",
+    "tests.django.alerting",
 ]
 if django.VERSION < (6, 0):
     INSTALLED_APPS.insert(0, "django_tasks")
@@ -39,6 +40,10 @@ REDIS_URL = os.environ.get("TASKYARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15
 RQ_QUEUES = {"default": {"URL": REDIS_URL}, "emails": {"URL": REDIS_URL}}
 # The only setting django-rq needs: its rqworker then runs taskyard's jobs, with no flag.
 RQ = {"WORKER_CLASS": "taskyard.backends.redis.worker.TaskyardSimpleWorker"}
+
+# fullctl-style Setting qualifiers (tests/django/alerting/tasks.py) are checked against these
+IMPORTANT_SETTING = True
+IMPORTANT_LIST = ["abc"]
 
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -142,17 +142,38 @@ def test_database_enqueue_is_part_of_the_transaction() -> None:
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "queue2"])
-def test_other_backends_enqueue_on_commit() -> None:
+def test_other_backends_enqueue_when_called_as_django_does() -> None:
     backend = task_backends["dummy"]
     backend.clear()
-    with pytest.raises(RuntimeError), transaction.atomic():
-        tasks.django_add.using(backend="dummy").enqueue(1, 1)
-        raise RuntimeError("rolled back")
-    assert backend.results == []
     with transaction.atomic():
         result = tasks.django_add.using(backend="dummy").enqueue(1, 1)
-        assert backend.results == []  # not before the commit
-    assert [r.id for r in backend.results] == [result.id]
+        assert [r.id for r in backend.results] == [result.id]  # at once, as Django's backends
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "queue2"])
+def test_enqueue_on_commit_is_an_option() -> None:
+    from django.conf import settings
+    from django.test import override_settings
+
+    on_commit = {
+        **settings.TASKS,
+        "dummy": {
+            "BACKEND": "taskyard.contrib.django.backends.DummyBackend",
+            "QUEUES": [],
+            "OPTIONS": {"ENQUEUE_ON_COMMIT": True},
+        },
+    }
+    with override_settings(TASKS=on_commit):
+        backend = task_backends["dummy"]
+        backend.clear()
+        with pytest.raises(RuntimeError), transaction.atomic():
+            tasks.django_add.using(backend="dummy").enqueue(1, 1)
+            raise RuntimeError("rolled back")
+        assert backend.results == []
+        with transaction.atomic():
+            result = tasks.django_add.using(backend="dummy").enqueue(1, 1)
+            assert backend.results == []  # not before the commit
+        assert [r.id for r in backend.results] == [result.id]
 
 
 def test_bad_input_is_refused() -> None:

@@ -1,4 +1,8 @@
-"""Admin for taskyard's tables: browse, filter and search tasks; retry, cancel, delete (staff)."""
+"""Admin for taskyard's tables: browse, filter and search tasks; retry, cancel, delete.
+
+Django's model permissions apply to everything: ``view_task`` to list and open tasks,
+``change_task`` to retry and cancel, ``delete_task`` to delete (finished tasks only, through
+the backend). Workers are read-only; resuming a cron schedule needs ``change_cronstate``."""
 
 from __future__ import annotations
 
@@ -36,6 +40,10 @@ def _queue_backend() -> Any:
 def _database() -> str:
     backend = _queue_backend()
     return backend.database if backend is not None else "default"
+
+
+#: Statuses of tasks that are cancelled, not deleted.
+PENDING = ("READY", "RUNNING")
 
 
 def _pretty(value: Any) -> str:
@@ -119,7 +127,19 @@ class TaskAdmin(TaskAdminBase):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # the "delete" action below goes through the backend (never running ones)
+        if obj is not None and obj.status in PENDING:
+            return False  # pending tasks are cancelled, not deleted
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # ours goes through the backend
+        return actions
+
+    def delete_model(self, request: HttpRequest, obj: Task) -> None:
+        backend = _queue_backend()
+        if backend is not None:
+            backend.delete(str(obj.id))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [f for fs in self.fieldsets for f in fs[1]["fields"]]
@@ -162,23 +182,28 @@ class TaskAdmin(TaskAdminBase):
         if backend is None:
             self.message_user(request, "no taskyard Database backend is configured", messages.ERROR)
             return
-        items = [str(task.id) for task in queryset]
-        done = sum(1 for task_id in items if action(backend, task_id))
+        items = [(str(task.id), task.status) for task in queryset]
+        done = sum(1 for task_id, status in items if action(backend, task_id, status))
         self.message_user(
             request, f"{done} task(s) {verb}; {len(items) - done} skipped", messages.SUCCESS
         )
 
-    @admin.action(description="Retry selected failed or cancelled tasks")
+    @admin.action(description="Retry selected failed or cancelled tasks", permissions=["change"])
     def retry_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
-        self._each(request, queryset, "queued again", lambda b, i: b.retry(i))
+        self._each(request, queryset, "queued again", lambda b, i, _: b.retry(i))
 
-    @admin.action(description="Cancel selected tasks")
+    @admin.action(description="Cancel selected tasks", permissions=["change"])
     def cancel_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
-        self._each(request, queryset, "cancelled", lambda b, i: b.cancel(b.get_result(i)))
+        self._each(request, queryset, "cancelled", lambda b, i, _: b.cancel(b.get_result(i)))
 
-    @admin.action(description="Delete selected tasks (not running ones)")
+    @admin.action(description="Delete selected tasks (not running ones)", permissions=["delete"])
     def delete_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
-        self._each(request, queryset, "deleted", lambda b, i: b.delete(i))
+        self._each(
+            request,
+            queryset,
+            "deleted",
+            lambda b, i, status: status not in PENDING and b.delete(i),
+        )
 
 
 @admin.register(Worker)
@@ -240,7 +265,7 @@ class CronStateAdmin(CronStateAdminBase):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description="Resume selected schedules")
+    @admin.action(description="Resume selected schedules", permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[CronState]) -> None:
         from taskyard.cron.claims import store_for
         from taskyard.tasks.execution import utcnow

@@ -5,9 +5,12 @@ They subclass the ``BaseTaskBackend`` of Django's own ``django.tasks`` (Django >
 same alias. Django's ``@task`` gets taskyard's options (``retries``, ``timeout``, ``depends_on``,
 ``limit``, ``qualifiers``...) through ``task_class``.
 
-Outside the Database backend on the same database, tasks enqueued inside
-``transaction.atomic()`` are enqueued when the transaction commits (``ENQUEUE_ON_COMMIT``,
-on by default): the caller gets its result id at once, and nothing is enqueued on rollback.
+Enqueue timing is Django's: a task is enqueued when ``enqueue()`` is called (the Immediate
+backend runs it then, inline, inside the caller's transaction). The Database backend on the
+caller's database inserts the row inside the caller's transaction. ``OPTIONS["ENQUEUE_ON_COMMIT"]
+= True`` (opt-in) makes the other backends wait for the commit of a transaction on the
+``default`` database (``transaction.on_commit``): nothing is enqueued on rollback, but nothing
+runs inside a ``TestCase`` unless its on-commit callbacks are executed.
 """
 
 from __future__ import annotations
@@ -18,14 +21,19 @@ from typing import Any, ClassVar
 from taskyard.backends.base import Backend as CoreBackend
 from taskyard.backends.base import preassigned_result_id
 from taskyard.contrib.django.compat import api_of, primary
-from taskyard.contrib.django.conversion import task_class_for, to_core, to_django
+from taskyard.contrib.django.conversion import adapt, task_class_for, to_core, to_django
 from taskyard.contrib.django.settings import ensure_configured
 from taskyard.exceptions import InvalidTask as CoreInvalidTask
 from taskyard.exceptions import InvalidTaskArguments
+from taskyard.tasks import registry as _registry
 from taskyard.tasks.results import TaskResult as CoreResult
 from taskyard.tasks.results import new_id
 
 _API = primary()
+
+# Workers and @cron accept Django's task objects once these backends exist (also without the
+# app installed: then `manage.py check` reports taskyard.E005 instead of an import error).
+_registry.add_adapter(adapt)
 
 
 class TaskyardBackendMixin:
@@ -62,7 +70,7 @@ def _build(name: str, core_path: str, flags: dict[str, bool]) -> type:
 
         def __init__(self, alias: str, params: dict[str, Any]) -> None:
             super().__init__(alias, params)
-            self.enqueue_on_commit = bool(self.options.get("ENQUEUE_ON_COMMIT", True))
+            self.enqueue_on_commit = bool(self.options.get("ENQUEUE_ON_COMMIT", False))
             self.id_function: Any = self.options.get("id_function")  # django-tasks-db's option
 
         def validate_task(self, task: Any) -> None:
@@ -156,7 +164,11 @@ def _build(name: str, core_path: str, flags: dict[str, bool]) -> type:
                 raise
 
         def check(self, **kwargs: Any) -> Any:
-            return []  # taskyard.contrib.django.checks covers every alias
+            # Django's own tasks check calls this for every alias; with taskyard's app
+            # installed, taskyard.contrib.django.checks covers the rest.
+            from taskyard.contrib.django.checks import check_app_installed
+
+            return check_app_installed(self.alias)
 
     DjangoBackend.__name__ = DjangoBackend.__qualname__ = name
     DjangoBackend.__module__ = __name__

@@ -1,4 +1,6 @@
-"""System checks (``manage.py check``) for the ``TASKS`` setting."""
+"""System checks (``manage.py check``) for the ``TASKS`` setting and the apps around it.
+
+Each message says which line of the settings to change."""
 
 from __future__ import annotations
 
@@ -63,6 +65,9 @@ def check_tasks_setting(app_configs: Any = None, **kwargs: Any) -> Iterable[chec
                         id="taskyard.E004",
                     )
                 )
+    if ours:
+        messages += check_shadowed_commands()
+        messages += check_rq_worker_class(tasks)
     if ours and not settings.USE_TZ:
         messages.append(
             checks.Warning(
@@ -72,3 +77,103 @@ def check_tasks_setting(app_configs: Any = None, **kwargs: Any) -> Iterable[chec
             )
         )
     return messages
+
+
+APP = "taskyard.contrib.django"
+#: Our management commands that other apps also define (django-tasks-db, django-crontask).
+COMMANDS = ("db_worker", "prune_db_task_results", "crontask")
+WORKER_CLASSES = (
+    "taskyard.backends.redis.worker.TaskyardWorker",
+    "taskyard.backends.redis.worker.TaskyardSimpleWorker",
+)
+
+
+def check_app_installed(alias: str) -> list[checks.CheckMessage]:
+    """A taskyard backend without taskyard's app: no signals, admin, migrations or commands.
+
+    Run by Django's own tasks check (``backend.check()``), which runs without our app."""
+    from django.apps import apps
+
+    if apps.is_installed(APP):
+        return []
+    return [
+        checks.Error(
+            f"TASKS[{alias!r}] uses a taskyard backend, but {APP!r} is not in INSTALLED_APPS: "
+            "Django's task signals stay silent, and taskyard's tables, admin and commands "
+            "(db_worker, prune_db_task_results) are missing",
+            hint=f'Add "{APP}" to INSTALLED_APPS.',
+            id="taskyard.E005",
+        )
+    ]
+
+
+def check_shadowed_commands() -> list[checks.CheckMessage]:
+    """Another app listed before ours defines one of our commands (``manage.py db_worker``
+    would run django-tasks-db's, which refuses taskyard's backends)."""
+    from django.core.management import get_commands
+
+    owners = get_commands()
+    messages: list[checks.CheckMessage] = []
+    for name in COMMANDS:
+        owner = owners.get(name)
+        if owner is None or owner == APP:
+            continue
+        messages.append(
+            checks.Error(
+                f"`manage.py {name}` runs {owner!r}'s command, not taskyard's: {owner!r} comes "
+                f"before {APP!r} in INSTALLED_APPS",
+                hint=f'Remove "{owner}" from INSTALLED_APPS (once its queue is drained), or '
+                f'move "{APP}" above it.',
+                id="taskyard.E006",
+            )
+        )
+    return messages
+
+
+def check_rq_worker_class(tasks: dict[str, Any]) -> list[checks.CheckMessage]:
+    """django-rq's ``rqworker`` with taskyard's Redis backend needs a worker class that reads
+    taskyard's JSON jobs (its default worker unpickles them and fails every job)."""
+    from django.apps import apps
+    from django.utils.module_loading import import_string
+
+    from taskyard.contrib.django.backends import TaskyardBackendMixin
+
+    if not apps.is_installed("django_rq"):
+        return []
+    redis_aliases = []
+    for alias, params in tasks.items():
+        path = params.get("BACKEND") if isinstance(params, dict) else None
+        try:
+            cls = import_string(str(path))
+        except ImportError:
+            continue
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, TaskyardBackendMixin)
+            and cls.core_backend.startswith("taskyard.backends.redis")
+        ):
+            redis_aliases.append(alias)
+    if not redis_aliases:
+        return []
+    configured = (getattr(settings, "RQ", None) or {}).get("WORKER_CLASS")
+    ok = False
+    if configured:
+        try:
+            worker = import_string(configured) if isinstance(configured, str) else configured
+            ok = isinstance(worker, type) and issubclass(
+                worker, tuple(import_string(p) for p in WORKER_CLASSES)
+            )
+        except ImportError:
+            ok = False
+    if ok:
+        return []
+    return [
+        checks.Error(
+            f"django-rq is installed and TASKS[{redis_aliases[0]!r}] is taskyard's Redis "
+            f"backend, but RQ['WORKER_CLASS'] is {configured!r}: `manage.py rqworker` would "
+            "fail every taskyard job (UnpicklingError)",
+            hint=f'Set RQ = {{"WORKER_CLASS": "{WORKER_CLASSES[0]}"}} (or '
+            f'"{WORKER_CLASSES[1]}") in your settings.',
+            id="taskyard.E007",
+        )
+    ]

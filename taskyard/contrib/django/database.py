@@ -69,14 +69,21 @@ class DjangoConnection:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        from django.db import transaction
+        from django.db import transaction, utils
 
-        with transaction.atomic(using=self.alias):
-            yield
+        try:
+            with transaction.atomic(using=self.alias):
+                yield
+        except (utils.OperationalError, utils.InterfaceError) as exc:
+            # beginning or ending the transaction on a connection that went away
+            raise self._translate_any(exc) from exc
 
     def drop_connection(self) -> None:
+        """After an error on the raw connection: close it if it is unusable (Django's own
+        cursors set ``errors_occurred``; queries on the raw connection must say so)."""
         conn = self.django()
         if not conn.in_atomic_block:
+            conn.errors_occurred = True
             conn.close_if_unusable_or_obsolete()
 
     def close(self) -> None:
@@ -116,6 +123,14 @@ class DjangoConnection:
             if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
                 self.drop_connection()
                 return BackendUnavailable(f"{self.describe()}: {exc}")
+        from django.db import utils
+
+        if isinstance(exc, utils.OperationalError | utils.InterfaceError):
+            # Django's own wrapping, e.g. of a failed connect in ensure_connection()
+            from taskyard.exceptions import BackendUnavailable
+
+            self.drop_connection()
+            return BackendUnavailable(f"{self.describe()}: {exc}")
         return exc
 
 

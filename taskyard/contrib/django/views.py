@@ -1,6 +1,8 @@
 """Health, monitoring and metrics views (include ``taskyard.contrib.django.urls``).
 
-Responses carry counts, never task payloads. Monitoring is for staff only.
+Responses carry counts, never task payloads. Anonymous (and non-staff) callers of readiness get
+the status only; the problems found (which name databases, hosts and users) are for staff.
+Monitoring is for staff only.
 """
 
 from __future__ import annotations
@@ -32,19 +34,33 @@ def liveness(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"alive": True})
 
 
+def _is_staff(request: HttpRequest) -> bool:
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated and user.is_staff)
+
+
 def readiness(request: HttpRequest) -> HttpResponse:
-    """200 when every taskyard backend is reachable (and its schema current), else 503."""
-    problems = {b.alias: b.check() for b in _backends()}
-    problems = {alias: found for alias, found in problems.items() if found}
-    if problems:
-        return JsonResponse({"ready": False, "problems": problems}, status=503)
+    """200 when every taskyard backend is reachable (and its schema current), else 503; the
+    problems are listed for staff only."""
+    found = {}
+    for backend in _backends():
+        try:
+            problems = backend.check()
+        except Exception as exc:  # a backend that cannot even be checked is not ready
+            problems = [f"{type(exc).__name__}: {exc}"]
+        if problems:
+            found[backend.alias] = problems
+    if found:
+        body: dict[str, Any] = {"ready": False}
+        if _is_staff(request):
+            body["problems"] = found
+        return JsonResponse(body, status=503)
     return JsonResponse({"ready": True})
 
 
 def monitoring(request: HttpRequest) -> HttpResponse:
     """Queue counts, ``waiting`` first (the Flagsmith endpoint's shape). Staff only."""
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated or not user.is_staff:
+    if not _is_staff(request):
         return JsonResponse({"error": "staff only"}, status=403)
     from taskyard.worker.probes import monitoring as queue_monitoring
 

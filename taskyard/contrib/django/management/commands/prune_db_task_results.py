@@ -1,4 +1,5 @@
-"""``manage.py prune_db_task_results``: django-tasks-db's flags, taskyard's prune."""
+"""``manage.py prune_db_task_results``: django-tasks-db 0.13's flags and validation (argparse
+errors, exit status 2), taskyard's prune."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ class Command(BaseCommand):
     help = "Prune finished database task results (taskyard)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--backend", default="default")
+        from taskyard.contrib.django.management.commands._base import database_backend_alias
+
+        parser.add_argument("--backend", default="default", type=database_backend_alias)
         parser.add_argument(
             "--queue-name",
             default="default",
@@ -53,6 +56,8 @@ class Command(BaseCommand):
         if failed_days is None:
             failed_days = options["min_age_days"]
         now = utcnow()
+        total = 0
+        verb = "Would delete" if options["dry_run"] else "Deleted"
         for statuses, days in (
             (["SUCCESSFUL", "CANCELLED"], options["min_age_days"]),
             (["FAILED"], failed_days),
@@ -60,7 +65,8 @@ class Command(BaseCommand):
             count = ops.prune(
                 now - timedelta(days=days), statuses, queues, 1000, options["dry_run"]
             )
-            verb = "Would delete" if options["dry_run"] else "Deleted"
+            total += count
             self.stdout.write(
                 f"{verb} {count} {'/'.join(statuses)} task result(s) older than {days} day(s)"
             )
+        self.stdout.write(f"{verb} {total} task result(s)")  # django-tasks-db's summary line

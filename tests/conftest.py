@@ -28,11 +28,13 @@ def _clean_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("TASKYARD_SETTINGS", raising=False)
     tasks.RUN_LOG.clear()
     tasks.GATES.clear()
+    allowed = registry.allowed_imports()
     yield
     for event in tasks.GATES.values():
         event.set()
     backends.reset()
     registry.reset_allowed_imports()
+    registry.allow_imports(allowed)
 
 
 @pytest.fixture

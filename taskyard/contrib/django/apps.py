@@ -26,6 +26,7 @@ class TaskyardConfig(AppConfig):
 
         del checks  # registers the system checks
         registry.add_adapter(adapt)
+        registry.allow_imports(_declared_task_modules())
         backends.configure_default = settings.ensure_configured
         setting_changed.connect(settings.reset, dispatch_uid="taskyard-tasks-setting")
         connections.install()
@@ -33,6 +34,17 @@ class TaskyardConfig(AppConfig):
         hooks.task_started.connect(_bridge("task_started"))
         hooks.task_finished.connect(_bridge("task_finished"))
         _quiet_secondary_loggers()
+
+
+def _declared_task_modules() -> list[str]:
+    """What a worker under Django may import on demand: each installed app's ``tasks`` module
+    (Django's convention, also what the commands import at start) and the packages in
+    ``settings.TASKYARD_ALLOWED_IMPORTS``. Stored tasks never make it import anything else."""
+    from django.apps import apps
+    from django.conf import settings
+
+    extra = getattr(settings, "TASKYARD_ALLOWED_IMPORTS", None) or []
+    return [f"{config.name}.tasks" for config in apps.get_app_configs()] + [str(p) for p in extra]
 
 
 _bridges: dict[str, Any] = {}

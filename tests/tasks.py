@@ -128,6 +128,44 @@ async def async_too_slow() -> str:
 
 
 @task
+async def async_span(seconds: float) -> list[float]:
+    """Waits, and returns when it started and ended (wall clock: comparable across processes)."""
+    started = time.time()
+    await asyncio.sleep(seconds)
+    return [started, time.time()]
+
+
+@task
+async def async_sleeps(seconds: float = 10.0) -> str:
+    """Waits without ever checking for cancellation: only cancelling the coroutine stops it."""
+    await asyncio.sleep(seconds)
+    return "slept"
+
+
+@task(takes_context=True)
+async def async_with_progress(context: TaskContext, steps: int, pause: float = 0.0) -> int:
+    for step in range(1, steps + 1):
+        context.set_progress(step, steps, f"step {step}")
+        await asyncio.sleep(pause)
+    return steps
+
+
+@task(takes_context=True, retries=3, retry_backoff=0)
+async def async_flaky(context: TaskContext, succeed_on: int) -> int:
+    await asyncio.sleep(0)
+    if context.attempt < succeed_on:
+        raise RuntimeError(f"attempt {context.attempt} failed")
+    return context.attempt
+
+
+@task
+async def async_blocks_the_loop(seconds: float) -> str:
+    """A coroutine that calls a blocking function: it stalls its event loop."""
+    time.sleep(seconds)
+    return "blocked"
+
+
+@task
 def returns_non_json() -> object:
     return object()
 

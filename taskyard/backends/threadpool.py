@@ -21,8 +21,9 @@ from typing import Any
 from taskyard.backends.base import Option, not_negative, positive
 from taskyard.backends.memory import MAX_RESULTS, InMemoryBackend
 from taskyard.exceptions import TaskCancelled
-from taskyard.tasks.execution import announce_outcome, execute, record_failure
+from taskyard.tasks.execution import Outcome, announce_outcome, execute, record_failure
 from taskyard.tasks.hooks import announce_finished
+from taskyard.tasks.loop import AsyncRunner, Start
 from taskyard.tasks.results import TaskResult, TaskResultStatus, process_identity
 from taskyard.tasks.task import Task
 
@@ -53,6 +54,13 @@ class ThreadPoolBackend(InMemoryBackend):
         "SHUTDOWN_TIMEOUT": Option(
             float, 5.0, "seconds running tasks get to finish at interpreter exit", not_negative
         ),
+        "ASYNC_CONCURRENCY": Option(
+            int,
+            500,
+            "async tasks run at once as coroutines on the pool's event loop (0: each on a "
+            "worker thread with an event loop of its own)",
+            not_negative,
+        ),
     }
 
     def __init__(self, alias: str, params: Mapping[str, Any]) -> None:
@@ -71,6 +79,8 @@ class ThreadPoolBackend(InMemoryBackend):
         self._atexit_registered = False
         self._max_workers: int = self.options["MAX_WORKERS"]
         self._worker_id = f"{process_identity()}:threadpool:{alias}"
+        self._runner: AsyncRunner | None = None
+        self._loop_slots = threading.BoundedSemaphore(max(1, self.options["ASYNC_CONCURRENCY"]))
 
     # -- enqueue ------------------------------------------------------------------------------
 
@@ -148,29 +158,72 @@ class ThreadPoolBackend(InMemoryBackend):
                 if result is None:
                     self._threads.remove(threading.current_thread())
                     return
+            if result.task.is_async and self.options["ASYNC_CONCURRENCY"] > 0:
+                self._start_on_loop(result)
+                continue
             outcome = execute(result.task, result, worker_id=self._worker_id, sender=sender)
-            cascade: list[TaskResult[Any]] = []
+            self._after(result, outcome)
+
+    def _start_on_loop(self, result: TaskResult[Any]) -> None:
+        """Run an async task as a coroutine on the pool's event loop; the thread moves on
+        (it waits only while ``ASYNC_CONCURRENCY`` coroutines are already in flight)."""
+        self._loop_slots.acquire()
+        with self._lock:
+            if self._runner is None:
+                self._runner = AsyncRunner(name=f"taskyard-{self.alias}-async").start()
+            runner = self._runner
+        sender = type(self)
+
+        def done(
+            finished: TaskResult[Any], outcome: Outcome | None, error: BaseException | None
+        ) -> None:
+            self._loop_slots.release()
+            if outcome is None:
+                outcome = record_failure(
+                    finished.task, finished, error or TaskCancelled("the pool was closed")
+                )
+            self._after(finished, outcome)
+
+        runner.submit(
+            [
+                Start(
+                    result.id,
+                    result.task,
+                    result,
+                    lambda: runner.execute(
+                        result.task, result, worker_id=self._worker_id, sender=sender
+                    ),
+                    done,
+                )
+            ]
+        )
+
+    def _after(self, result: TaskResult[Any], outcome: Outcome) -> None:
+        """Store an attempt's outcome: retry, or finish and release or cancel dependents."""
+        sender = type(self)
+        lock = self._lock
+        cascade: list[TaskResult[Any]] = []
+        with lock:
+            self._running.discard(result)
+            if outcome.will_retry:
+                self._schedule(result, outcome.retry_at)
+            else:
+                self._finish(result)
+                runnable, cascade = self._dependency_done(result)
+                for freed in runnable:
+                    self._schedule(freed, freed.task.run_after)
+                if runnable:
+                    self._ensure_threads()
+        announce_outcome(sender, result, outcome)
+        for cancelled in cascade:
+            announce_finished(sender, cancelled)
+        # Wake waiters only after the hooks ran; a waiter registered before the status
+        # changed is already counted (both happen under the lock).
+        if not outcome.will_retry and (self._done_waiters or not self._unfinished):
             with lock:
-                self._running.discard(result)
-                if outcome.will_retry:
-                    self._schedule(result, outcome.retry_at)
-                else:
-                    self._finish(result)
-                    runnable, cascade = self._dependency_done(result)
-                    for freed in runnable:
-                        self._schedule(freed, freed.task.run_after)
-                    if runnable:
-                        self._ensure_threads()
-            announce_outcome(sender, result, outcome)
-            for cancelled in cascade:
-                announce_finished(sender, cancelled)
-            # Wake waiters only after the hooks ran; a waiter registered before the status
-            # changed is already counted (both happen under the lock).
-            if not outcome.will_retry and (self._done_waiters or not self._unfinished):
-                with lock:
-                    self._done.notify_all()
-                    if not self._unfinished:
-                        self._drained.notify_all()
+                self._done.notify_all()
+                if not self._unfinished:
+                    self._drained.notify_all()
 
     # -- results, cancel, close --------------------------------------------------------------
 
@@ -200,6 +253,8 @@ class ThreadPoolBackend(InMemoryBackend):
                 return False
             if stored.status is not READY:
                 stored._cancel_requested = True
+                if self._runner is not None:  # an async task: cancelled at its next await
+                    self._runner.cancel([stored.id], stopping=False)
                 return True
             cancelled = self._cancel_ready(stored, "cancelled before it started")
         for item in cancelled:
@@ -251,6 +306,11 @@ class ThreadPoolBackend(InMemoryBackend):
         for thread in threads:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             thread.join(left)
+        with self._lock:
+            runner, self._runner = self._runner, None
+        if runner is not None:
+            left = 5.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            runner.stop(left)
 
     def _at_exit(self) -> None:
         with self._lock:

@@ -38,6 +38,7 @@ from taskyard.tasks.hooks import (
     announce_finished,
     announce_retry,
     announce_started,
+    awrapped_run,
     wrapped_run,
 )
 from taskyard.tasks.results import TaskError, TaskResultStatus
@@ -150,6 +151,50 @@ def _attempt(
         ):
             raise  # Ctrl-C in an inline run; in a worker thread it is the task's own doing
         return record_failure(task, result, exc, cancel_requested=control.is_cancelled(result))
+    result._return_value = value
+    result._status = SUCCESSFUL
+    result._finished_at = utcnow()
+    return Outcome(SUCCESSFUL)
+
+
+async def execute_async(
+    task: Task[Any, Any],
+    result: TaskResult[Any],
+    *,
+    worker_id: str,
+    sender: type,
+    control: AttemptControl = IN_MEMORY,
+    claimed: bool = False,
+) -> Outcome:
+    """``execute()`` for an ``async def`` task on the caller's event loop (a worker's loop).
+
+    The timeout cancels the coroutine at its deadline (``TaskTimeout``). Cancelling the asyncio
+    task ends the attempt as CANCELLED when a cancellation was requested for the result
+    (``control.is_cancelled``, which must not block); any other cancellation (the worker
+    stopping) propagates as ``asyncio.CancelledError`` and records nothing. ``control`` is
+    called on the loop: it must not block either.
+    """
+    async with awrapped_run(result):
+        if claimed:
+            announce_started(sender, result)
+        else:
+            begin_attempt(result, worker_id, sender)
+        args: list[Any] = result._args
+        if task.takes_context:
+            args = [TaskContext(result, control), *args]
+        try:
+            value = await _run_async(task.func, args, result._kwargs, task.timeout)
+            value = normalize_return_value(value, task.module_path)
+        except asyncio.CancelledError as exc:
+            if not control.is_cancelled(result):
+                raise
+            cancelled = TaskCancelled("cancelled on request at an await")
+            cancelled.__traceback__ = exc.__traceback__
+            return record_failure(task, result, cancelled)
+        except WorkerInterrupt:
+            raise
+        except BaseException as exc:
+            return record_failure(task, result, exc, cancel_requested=control.is_cancelled(result))
     result._return_value = value
     result._status = SUCCESSFUL
     result._finished_at = utcnow()

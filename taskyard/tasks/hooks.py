@@ -21,8 +21,13 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    contextmanager,
+)
 from typing import TYPE_CHECKING, Any
 
 from taskyard.tasks.results import TaskResultStatus
@@ -159,8 +164,10 @@ def _send_while_handling(exception: BaseException, sender: type, result: TaskRes
 
 #: ``factory(task_result)`` -> a context manager entered around one attempt.
 RunWrapper = Callable[["TaskResult[Any]"], AbstractContextManager[Any]]
+AsyncRunWrapper = Callable[["TaskResult[Any]"], AbstractAsyncContextManager[Any]]
 
 _run_wrappers: tuple[RunWrapper, ...] = ()
+_async_run_wrappers: tuple[AsyncRunWrapper, ...] = ()
 _wrappers_lock = threading.Lock()
 _inline: contextvars.ContextVar[bool] = contextvars.ContextVar("taskyard_inline", default=False)
 
@@ -174,6 +181,16 @@ def add_run_wrapper(factory: RunWrapper) -> RunWrapper:
     with _wrappers_lock:
         if factory not in _run_wrappers:
             _run_wrappers = (*_run_wrappers, factory)
+    return factory
+
+
+def add_async_run_wrapper(factory: AsyncRunWrapper) -> AsyncRunWrapper:
+    """Like ``add_run_wrapper`` for async tasks run on a worker's event loop: the wrapper is
+    an async context manager (it must not block the loop)."""
+    global _async_run_wrappers
+    with _wrappers_lock:
+        if factory not in _async_run_wrappers:
+            _async_run_wrappers = (*_async_run_wrappers, factory)
     return factory
 
 
@@ -221,5 +238,31 @@ def wrapped_run(result: TaskResult[Any]) -> Iterator[None]:
         for manager in reversed(entered):
             try:
                 manager.__exit__(None, None, None)
+            except Exception:
+                logger.exception("run wrapper %r raised after task %s; ignored", manager, result.id)
+
+
+@asynccontextmanager
+async def awrapped_run(result: TaskResult[Any]) -> AsyncIterator[None]:
+    """Enter the async run wrappers around one attempt of an async task (none inline)."""
+    wrappers = _async_run_wrappers
+    if not wrappers or _inline.get():
+        yield
+        return
+    entered: list[AbstractAsyncContextManager[Any]] = []
+    for factory in wrappers:
+        try:
+            manager = factory(result)
+            await manager.__aenter__()
+        except Exception:
+            logger.exception("run wrapper %r raised before task %s; ignored", factory, result.id)
+        else:
+            entered.append(manager)
+    try:
+        yield
+    finally:
+        for manager in reversed(entered):
+            try:
+                await manager.__aexit__(None, None, None)
             except Exception:
                 logger.exception("run wrapper %r raised after task %s; ignored", manager, result.id)

@@ -50,6 +50,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -87,6 +94,14 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=None,
         help="executor threads per process (default 5; 1 with --processes)",
+    )
+    parser.add_argument(
+        "--async-concurrency",
+        type=_non_negative_int,
+        default=None,
+        metavar="N",
+        help="async tasks run at once as coroutines on the worker's event loop, beside the "
+        "threads (default: the backend's ASYNC_CONCURRENCY option, 500; 0: on the threads)",
     )
     parser.add_argument(
         "--processes",
@@ -167,7 +182,9 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def worker_config(args: argparse.Namespace, backend_queues: frozenset[str]) -> WorkerConfig:
+def worker_config(
+    args: argparse.Namespace, backend_queues: frozenset[str], async_default: int = 500
+) -> WorkerConfig:
     """Resolve flags, Flagsmith aliases and ``TASK_PROCESSOR_*`` variables into a config."""
     values: dict[str, Any] = {}
     for flag, (dest, env, scale) in FLAGSMITH_ALIASES.items():
@@ -186,6 +203,9 @@ def worker_config(args: argparse.Namespace, backend_queues: frozenset[str]) -> W
         values[dest] = ours if ours is not None else DEFAULTS[dest]
     if args.processes and args.threads is None:
         values["threads"] = 1
+    async_concurrency = getattr(args, "async_concurrency", None)
+    if async_concurrency is None:
+        async_concurrency = async_default
     if args.queues is None:
         queues = sorted(backend_queues) or None
     elif args.queues.strip() == "*":
@@ -208,6 +228,7 @@ def worker_config(args: argparse.Namespace, backend_queues: frozenset[str]) -> W
         inline=int(values["threads"]) == 1,
         # a task that cannot be stopped at its timeout: run this command line again
         on_stuck="exec",
+        async_concurrency=async_concurrency,
     )
 
 
@@ -231,7 +252,7 @@ def run_worker(args: argparse.Namespace) -> int:
 def _run_worker(args: argparse.Namespace) -> int:
     backend = database_backend(args.backend)
     try:
-        config = worker_config(args, backend.queues)
+        config = worker_config(args, backend.queues, backend.options["ASYNC_CONCURRENCY"])
     except argparse.ArgumentTypeError as exc:
         print(f"taskyard worker: {exc}", file=sys.stderr)
         return 2

@@ -21,12 +21,15 @@ RETENTION_EVERY = 60.0
 
 
 class Maintenance:
-    """Every ``lease / 3`` seconds: extend this worker's leases (and pick up cancel requests),
-    record a heartbeat, and return expired leases of dead workers to the queue."""
+    """Every ``lease / 3`` seconds (2 s at most): extend this worker's leases (and pick up
+    cancel requests), store async tasks' progress, record a heartbeat, and return expired
+    leases of dead workers to the queue."""
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
-        self.period = max(0.2, min(worker.config.lease / 3, 10.0))
+        # At most 2 s: also how soon an async task's progress is stored and a cancellation
+        # request reaches it.
+        self.period = max(0.2, min(worker.config.lease / 3, 2.0))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="taskyard-maintenance", daemon=True)
         self.reaped = 0
@@ -85,9 +88,17 @@ class Maintenance:
         ops = worker.ops
         held = worker.held_ids()
         flags = ops.extend_leases(worker.worker_id, held, worker.config.lease)
+        newly_cancelled = []
         for result in worker.running_results():
-            if flags.get(result.id):
+            if flags.get(result.id) and not result._cancel_requested:
                 result._cancel_requested = True
+                newly_cancelled.append(result.id)
+        runner = worker.runner
+        if runner is not None:
+            # async tasks: the coroutine is cancelled at its next await (it ends CANCELLED)
+            runner.cancel(newly_cancelled, stopping=False)
+            for result, progress in runner.control.take_pending():
+                ops.set_progress(worker.worker_id, result.id, progress, worker.config.lease)
         # A task that finished (and was recorded) since ``held`` was read is not lost.
         still_held = set(worker.held_ids())
         lost = [i for i in held if i not in flags and i in still_held]

@@ -15,6 +15,7 @@ from taskyard.worker.health import Metrics, QueueStats, monitoring_payload
 from taskyard.worker.health import queue_metrics as shared_queue_metrics
 
 if TYPE_CHECKING:
+    from taskyard.tasks.loop import AsyncRunner
     from taskyard.worker.worker import Worker
 
 
@@ -79,6 +80,30 @@ def health_check(
         ok, detail = probe(backend, probe_queue, probe_timeout)
         checks.append(("probe", ok, detail))
     return checks
+
+
+def loop_metrics(runner: AsyncRunner | None) -> Metrics:
+    """Gauges and counters of a worker's event loop (none without one)."""
+    if runner is None:
+        return {}
+    lag, runner.max_lag = runner.max_lag, runner.lag
+    return {
+        "taskyard_worker_async_in_flight": (
+            "gauge",
+            "Async tasks running as coroutines on the worker's event loop",
+            runner.in_flight(),
+        ),
+        "taskyard_worker_loop_lag_seconds": (
+            "gauge",
+            "Longest delay of the event loop's 50 ms tick since the last scrape",
+            round(lag, 4),
+        ),
+        "taskyard_worker_loop_blocked_total": (
+            "counter",
+            "Times an async task blocked the event loop for more than 0.5 s",
+            runner.blocked_total,
+        ),
+    }
 
 
 class WorkerHealth:
@@ -154,4 +179,5 @@ class WorkerHealth:
                 "Expired leases this worker reaped",
                 worker.maintenance.reaped,
             ),
+            **loop_metrics(worker.runner),
         }

@@ -28,6 +28,7 @@ from taskyard.tasks.task import Task
 
 if TYPE_CHECKING:
     from taskyard.backends.database.backend import DatabaseBackend
+    from taskyard.tasks.loop import AsyncRunner
     from taskyard.worker.maintenance import Maintenance
     from taskyard.worker.worker import WorkerConfig
 
@@ -52,6 +53,8 @@ class Running:
     stuck_after: float | None = None
     #: the worker gave this attempt up: its outcome, if it ever comes, is not recorded
     given_up: bool = False
+    #: an async task running as a coroutine on the worker's event loop
+    on_loop: bool = False
 
 
 class Stopping:
@@ -78,6 +81,7 @@ class Stopping:
     _interrupt_main: bool
     _stuck: list[Running]
     _listener: threading.Thread
+    runner: AsyncRunner | None
 
     def stop(self, cold: bool = False) -> None:
         raise NotImplementedError
@@ -195,6 +199,8 @@ class Stopping:
         with self._cond:
             self._cond.notify_all()
         self._flush()
+        if self.runner is not None:
+            self.runner.stop()
         self.maintenance.stop()
         self._listener.join(2.0)
         self.state = "stopped"
@@ -236,6 +242,10 @@ class Stopping:
         )
         logger.warning("gave up %d running task(s) for another worker: %s", len(ids), reason)
         self.exit_code = 1
+        if self.runner is not None:
+            with self._cond:
+                on_loop = [i for i in ids if i in self._running and self._running[i].on_loop]
+            self.runner.cancel(on_loop, stopping=True)
         self._interrupt_inline_task()
 
     def _interrupt_inline_task(self) -> None:

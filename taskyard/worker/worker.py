@@ -38,6 +38,7 @@ from taskyard.tasks.execution import (
     execute,
     fail_without_running,
 )
+from taskyard.tasks.loop import AsyncRunner, Start
 from taskyard.tasks.results import TaskResult, TaskResultStatus
 from taskyard.worker.control import DatabaseControl
 from taskyard.worker.maintenance import Maintenance
@@ -70,6 +71,8 @@ class WorkerConfig:
     inline: bool = False
     #: what to do with this process when a timed-out task cannot be stopped
     on_stuck: Literal["exec", "exit", "return"] = "return"
+    #: async tasks in flight on the worker's event loop at most (0: run them on the threads)
+    async_concurrency: int = 500
 
 
 class Worker(Stopping):
@@ -100,6 +103,8 @@ class Worker(Stopping):
         self._interrupt_main = False
         self._stuck: list[Running] = []
         self._executors: list[threading.Thread] = []
+        self.runner: AsyncRunner | None = None
+        self._on_loop = 0  # entries of _running that are coroutines on the event loop
         self.started_count = 0
         self.processed = 0
         self.failed = 0
@@ -163,6 +168,8 @@ class Worker(Stopping):
             self.config.lease,
         )
         self._recover_previous_run()
+        if self.config.async_concurrency > 0:
+            self.runner = AsyncRunner().start()
         self._listener = threading.Thread(target=self._listen, name="taskyard-listen", daemon=True)
         self._listener.start()
         self.maintenance.start()
@@ -198,15 +205,17 @@ class Worker(Stopping):
             self._flush()
             if self._check_executors() or self._check_overruns():
                 break
+            if self.runner is not None:
+                self.runner.check_blocked()
             if config.max_tasks is not None and self.started_count >= config.max_tasks:
                 logger.info("worker %s reached --max-tasks %d", self.worker_id, config.max_tasks)
                 self._stop_claiming.set()
                 break
             claimed = -1
-            room = self._room()
-            if room > 0:
+            room, async_room = self._room()
+            if room > 0 or async_room > 0:
                 try:
-                    claimed = self._claim(room)
+                    claimed = self._claim(room, async_room)
                     backoff = 0.0
                     self.db_ok_at = time.monotonic()
                 except CorruptTask as exc:
@@ -224,22 +233,29 @@ class Worker(Stopping):
                 continue
             if config.burst and claimed == 0 and self._idle():
                 self._flush()
-                if self._idle() and self._claim(self._room()) == 0:
+                if self._idle() and self._claim(*self._room()) == 0:
                     logger.info("worker %s: burst finished, nothing left to do", self.worker_id)
                     return
                 continue
             self._wait(self._idle_timeout() if claimed == 0 else config.interval)
 
-    def _room(self) -> int:
-        """Tasks this worker can start now: free executors (claimed tasks start at once)."""
+    def _room(self) -> tuple[int, int]:
+        """Tasks this worker can start now, (sync, async): free executor threads and free
+        event-loop slots. Claimed tasks start at once: a claim is a started attempt."""
         with self._cond:
-            return self.config.threads - len(self._running) - len(self._buffer)
+            threads = self.config.threads - (len(self._running) - self._on_loop)
+            sync_room = threads - len(self._buffer)
+            if self.runner is None:
+                return sync_room, sync_room  # async tasks run on the threads too
+            return sync_room, self.config.async_concurrency - self._on_loop
 
-    def _claim(self, room: int) -> int:
-        limit = min(self.config.batch_size, room)
+    def _claim(self, room: int, async_room: int) -> int:
+        limit, async_limit = min(self.config.batch_size, room), async_room
         if self.config.max_tasks is not None:
-            limit = min(limit, self.config.max_tasks - self.started_count - len(self._buffer))
-        if limit <= 0:
+            left = self.config.max_tasks - self.started_count - len(self._buffer)
+            limit, async_limit = min(limit, left), min(async_limit, left)
+        limit, async_limit = max(0, limit), max(0, async_limit)
+        if limit + async_limit <= 0:
             return 0
         rows = self.ops.claim(
             self.worker_id,
@@ -248,12 +264,68 @@ class Worker(Stopping):
             self.config.lease,
             self.config.qualifiers,
             self.config.exclude_queues,
+            async_limit=async_limit,
         )
-        if rows:
+        if not rows:
+            return 0
+        runner = self.runner
+        threaded = [r for r in rows if runner is None or not r.get("is_async")]
+        if runner is not None and len(threaded) < len(rows):
+            starts = [self._start_on_loop(runner, r) for r in rows if r.get("is_async")]
+            runner.submit([start for start in starts if start is not None])
+        if threaded:
             with self._cond:
-                self._buffer.extend(rows)
+                self._buffer.extend(threaded)
                 self._cond.notify_all()
         return len(rows)
+
+    def _start_on_loop(self, runner: AsyncRunner, row: Row) -> Start | None:
+        """Prepare a claimed async task for the event loop (on the claim loop's thread)."""
+        task_id = str(row["id"])
+        claimed = open_claimed(row, self.backend, self.worker_id)
+        task, result = claimed.task, claimed.result
+        with self._cond:
+            self.started_count += 1
+            entry = self._running[task_id] = Running(
+                runner.thread_id or 0, result, task, on_loop=True
+            )
+            self._on_loop += 1
+            if task is not None and task.timeout is not None:
+                entry.stuck_after = time.monotonic() + task.timeout + STUCK_GRACE
+        if claimed.failed is not None or task is None:
+            self._loop_done(result, claimed.failed or Outcome(TaskResultStatus.FAILED), None)
+            return None
+        self._notify(self._on_start, result, task.timeout)
+        sender = type(self.backend)
+        return Start(
+            task_id,
+            task,
+            result,
+            lambda: runner.execute(
+                task, result, worker_id=self.worker_id, sender=sender, claimed=True
+            ),
+            self._loop_done,
+        )
+
+    def _loop_done(
+        self, result: TaskResult[Any], outcome: Outcome | None, error: BaseException | None
+    ) -> None:
+        """An async attempt ended (on the loop thread): queue its outcome for recording."""
+        if outcome is None and error is None:  # given up by a stopping worker
+            with self._cond:
+                if self._running.pop(result.id, None) is not None:
+                    self._on_loop -= 1
+                self._cond.notify_all()
+            return
+        if error is not None:
+            logger.error(
+                "worker %s: task %s: unexpected error: %r", self.worker_id, result.id, error
+            )
+            fail_without_running(result, error)
+            outcome = Outcome(TaskResultStatus.FAILED, exception=error)
+        assert outcome is not None
+        self._notify(self._on_end, result)
+        self._record(result, outcome)
 
     def set_aside_corrupt(self) -> int:
         """Set aside tasks whose stored data cannot be read (``QueueOps.quarantine``); return
@@ -393,6 +465,8 @@ class Worker(Stopping):
     def _record(self, result: TaskResult[Any], outcome: Outcome) -> None:
         with self._cond:
             entry = self._running.pop(result.id, None)
+            if entry is not None and entry.on_loop:
+                self._on_loop -= 1
             if entry is not None and entry.given_up:
                 logger.warning(
                     "task %s: attempt %d ended (%s) after this worker gave it up; not recorded",

@@ -31,6 +31,8 @@ BACKENDS = ["immediate", "dummy", "threadpool", "sqlite", "postgres", "redis", "
 class Harness:
     name = "base"
     runs_inline = False  # tasks run inside enqueue(): nothing is ever pending
+    async_overlap = True  # async tasks run concurrently (an event loop of the worker's)
+    async_cancel = True  # a running coroutine can be cancelled at its next await
     queues = ["default", "other"]
 
     def __init__(self, entry: dict[str, Any]) -> None:

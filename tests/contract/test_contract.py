@@ -142,6 +142,54 @@ def test_async_task_runs_and_times_out(harness: Harness) -> None:
     assert slow.errors[-1].exception_class_path == "taskyard.exceptions.TaskTimeout"
 
 
+def test_async_tasks_run_concurrently(harness: Harness) -> None:
+    if harness.runs_inline or harness.name == "dummy" or not harness.async_overlap:
+        pytest.skip(f"the {harness.name} backend runs async tasks one at a time by design")
+    results = [tasks.async_span.enqueue(0.5) for _ in range(20)]
+    for result in results:
+        harness.wait(result)
+    spans = [r.return_value for r in results]
+    assert all(r.status is S.SUCCESSFUL for r in results)
+    first_end = min(end for _, end in spans)
+    overlapping = sum(1 for start, _ in spans if start < first_end)
+    assert overlapping >= 10, spans  # one at a time, none would start before the first ended
+
+
+def test_async_task_retries(harness: Harness) -> None:
+    result = harness.wait(tasks.async_flaky.enqueue(3))
+    assert result.status is S.SUCCESSFUL and result.return_value == 3
+    assert [e.message for e in result.errors] == [
+        "RuntimeError: attempt 1 failed",
+        "RuntimeError: attempt 2 failed",
+    ]
+
+
+def test_async_task_progress(harness: Harness) -> None:
+    result = harness.wait(tasks.async_with_progress.enqueue(3))
+    assert result.status is S.SUCCESSFUL
+    assert result.progress is not None and (result.progress.current, result.progress.total) == (
+        3,
+        3,
+    )
+
+
+def test_cancel_running_async_task_at_its_next_await(harness: Harness) -> None:
+    if not harness.async_cancel:
+        pytest.skip(f"the {harness.name} backend cannot cancel a running coroutine")
+    with harness.background():
+        result = tasks.async_sleeps.enqueue(30.0)
+        deadline = time.monotonic() + 5
+        while result.status is not S.RUNNING and time.monotonic() < deadline:
+            time.sleep(0.01)
+            result.refresh()
+        started = time.monotonic()
+        assert result.cancel() is True
+        result.wait(10)
+        assert time.monotonic() - started < 8
+    assert result.status is S.CANCELLED
+    assert result.errors[-1].exception_class_path == "taskyard.exceptions.TaskCancelled"
+
+
 def test_higher_priority_runs_first(harness: Harness) -> None:
     with harness.hold():
         for name, priority in [

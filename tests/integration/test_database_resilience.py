@@ -104,7 +104,10 @@ def test_modules_that_exit_on_import_cannot_end_executor_threads(
     wait_for(lambda: all(status_of(r) == "SUCCESSFUL" for r in later), what="the later tasks")
     for result in exiting:
         assert status_of(result) == "FAILED"
-        assert "SystemExit" in result.errors[-1].traceback
+        # the first import exits; a thread importing at the same moment may see the module
+        # half-initialised, whose ``main`` is not a task: either way nothing runs
+        error = result.errors[-1].traceback
+        assert "SystemExit" in error or "not a task" in error
     started = time.monotonic()
     worker.signal(signal.SIGTERM)
     assert worker.wait(15) == 0, worker.output()

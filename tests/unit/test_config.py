@@ -69,7 +69,7 @@ def test_queues_default_and_any() -> None:
         ({"default": {"BACKEND": IMMEDIATE, "OPTIONS": []}}, "OPTIONS must be a dict"),
         (
             {"default": {"BACKEND": POOL, "OPTIONS": {"WORKERS": 3}}},
-            r"unknown OPTIONS key\(s\) WORKERS; valid keys are MAX_RESULTS, MAX_WORKERS, SHUTDOWN_TIMEOUT",
+            r"unknown OPTIONS key\(s\) WORKERS; valid keys are ASYNC_CONCURRENCY, MAX_RESULTS, MAX_WORKERS, SHUTDOWN_TIMEOUT",
         ),
         (
             {"default": {"BACKEND": POOL, "OPTIONS": {"MAX_WORKERS": "3"}}},

@@ -97,6 +97,13 @@ class DatabaseBackend(Backend):
             "server that stops answering gives BackendUnavailable after this plus 2 seconds",
             positive,
         ),
+        "ASYNC_CONCURRENCY": Option(
+            int,
+            500,
+            "async tasks a worker runs at once as coroutines on its event loop (0: on its "
+            "threads, one event loop per task)",
+            not_negative,
+        ),
         "MAX_INTERRUPTIONS": Option(
             int,
             3,

@@ -203,7 +203,8 @@ class DjangoDatabaseBackend(DatabaseBackend):
         **{
             k: v
             for k, v in DatabaseBackend.options_schema.items()
-            if k in ("RESULT_RETENTION", "FAILED_RETENTION", "MAX_INTERRUPTIONS")
+            if k
+            in ("RESULT_RETENTION", "FAILED_RETENTION", "MAX_INTERRUPTIONS", "ASYNC_CONCURRENCY")
         },
         "DATABASE": Option(str, "default", "the Django database alias holding the queue"),
         "AUTO_MIGRATE": Option(

@@ -53,21 +53,22 @@ def _child_main(
     """Entry point of a child process (spawned: imports and configuration are redone)."""
     import importlib
 
-    import taskyard
+    from taskyard.config import backends
     from taskyard.worker.worker import Worker
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor coordinates Ctrl-C
-    taskyard.configure(settings)
+    # The parent resolved flags and environment already: use its settings as they are.
+    backends.configure(settings)
     for module in imports:
         importlib.import_module(module)
-    backend = taskyard.backends[alias]
+    backend = backends[alias]
     assert isinstance(backend, DatabaseBackend)
     worker = Worker(
         backend,
         replace(config, worker_id=f"{socket.gethostname()}:{os.getpid()}"),
         on_start=lambda result, timeout: conn.send(("start", result.id, result.attempts, timeout)),
-        on_end=lambda result: conn.send(("end", result.id)),
+        on_end=lambda result: conn.send(("end", result.id, result.status.value)),
     )
     code = worker.run()
     conn.close()
@@ -102,6 +103,7 @@ class Supervisor:
         self._finished = 0  # children that ended a --burst run: not replaced
         self._context = multiprocessing.get_context("spawn")
         self.processed = 0
+        self.succeeded = 0
         self.failed = 0
         self.loop_seen = time.monotonic()
 
@@ -183,6 +185,11 @@ class Supervisor:
                 elif message[0] == "end":
                     child.current.pop(message[1], None)
                     self.processed += 1
+                    outcome = message[2] if len(message) > 2 else None
+                    if outcome == "SUCCESSFUL":
+                        self.succeeded += 1
+                    elif outcome == "FAILED":
+                        self.failed += 1
         except (EOFError, OSError):
             pass
 

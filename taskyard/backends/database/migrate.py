@@ -40,7 +40,7 @@ def migrate(connector: Connector, target: int | None = None) -> list[str]:
         for number, name, sql in schema_files(connector.dialect):
             if number <= version or (target is not None and number > target):
                 continue
-            logger.info("applying %s to %s", name, connector.describe())
+            logger.debug("applying %s to %s", name, connector.describe())
             if connector.dialect == "sqlite":
                 # executescript() commits on its own; the files are idempotent (IF NOT EXISTS).
                 connector.run_script(sql)

@@ -70,6 +70,11 @@ class Command(BaseCommand):
             namespace.max_tasks_per_process = options["max_tasks"]
         excluded = {q.strip() for q in options["exclude_queues"].split(",") if q.strip()}
         namespace.exclude_queues = sorted(excluded)
-        code = run_worker(namespace)
+        from taskyard.command import CommandError as TaskyardCommandError
+
+        try:
+            code = run_worker(namespace)
+        except TaskyardCommandError as exc:
+            raise CommandError(str(exc), returncode=exc.code) from None
         if code:
             raise CommandError(f"worker exited with status {code}", returncode=code)

@@ -270,7 +270,9 @@ def main(
     command: Command = args._command
     try:
         apply_common_arguments(args, configured)
-        return command.run(args)
+        code = command.run(args)
+        sys.stdout.flush()  # here, not at exit: a reader gone away (`| head`) is handled below
+        return code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

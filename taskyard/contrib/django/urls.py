@@ -1,4 +1,7 @@
-"""``path("", include("taskyard.contrib.django.urls"))`` adds the health endpoints."""
+"""``path("", include("taskyard.contrib.django.urls"))`` adds the health endpoints.
+
+Each answers with or without a trailing slash, as the worker's own health port does.
+"""
 
 from django.urls import path
 
@@ -6,9 +9,13 @@ from taskyard.contrib.django import views
 
 app_name = "taskyard"
 
-urlpatterns = [
-    path("health/liveness", views.liveness, name="liveness"),
-    path("health/readiness", views.readiness, name="readiness"),
-    path("processor/monitoring", views.monitoring, name="monitoring"),
-    path("metrics", views.metrics, name="metrics"),
+_ROUTES = [
+    ("health/liveness", views.liveness, "liveness"),
+    ("health/readiness", views.readiness, "readiness"),
+    ("processor/monitoring", views.monitoring, "monitoring"),
+    ("metrics", views.metrics, "metrics"),
+]
+
+urlpatterns = [path(route, view, name=name) for route, view, name in _ROUTES] + [
+    path(f"{route}/", view) for route, view, _ in _ROUTES
 ]

@@ -15,6 +15,7 @@ reconnects); this module is only about starting.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -38,12 +39,15 @@ _PERMANENT_SQLSTATES = {
     "28000": "the server refused the login",
     "42501": "permission denied",
 }
-#: Fragments of driver messages that mean "fix the URL" rather than "wait".
+#: Patterns (regular expressions, lower case) of driver messages that mean "fix the URL"
+#: rather than "wait"; the first that matches names the reason.
 _PERMANENT_TEXT = (
     ("could not translate host name", "unknown host"),
     ("name or service not known", "unknown host"),
     ("nodename nor servname", "unknown host"),
     ("no address associated with hostname", "unknown host"),
+    (r'database "[^"]*" does not exist', "the database does not exist"),
+    (r'role "[^"]*" does not exist', "the user (role) does not exist"),
     ("does not exist", "it does not exist"),
     ("password authentication failed", "authentication failed"),
     ("authentication failed", "authentication failed"),
@@ -78,9 +82,10 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def one_line(exc: BaseException) -> str:
-    """The innermost driver message of ``exc``, on one line."""
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
+    """The innermost (driver's) message of ``exc``, on one line."""
+    innermost = list(_chain(exc))[-1]
+    text = " ".join(str(innermost).split())
+    return text or type(innermost).__name__
 
 
 def permanent_reason(exc: BaseException) -> str | None:
@@ -94,8 +99,8 @@ def permanent_reason(exc: BaseException) -> str | None:
         if type(error).__name__ == "AuthenticationError":
             return "authentication failed"
     text = " ".join(str(e) for e in _chain(exc)).lower()
-    for fragment, reason in _PERMANENT_TEXT:
-        if fragment in text:
+    for pattern, reason in _PERMANENT_TEXT:
+        if re.search(pattern, text):
             return reason
     return None
 
@@ -118,7 +123,7 @@ def reach(
         except Exception as exc:
             reason = permanent_reason(exc)
             if reason == "configuration":
-                raise CommandError(one_line(exc), EXIT_USAGE) from exc
+                raise CommandError(" ".join(str(exc).split()), EXIT_USAGE) from exc
             if reason is not None:
                 raise CommandError(
                     f"cannot use {target}: {reason} ({one_line(exc)}); not retried: fix the "

@@ -78,12 +78,29 @@ class RedisReader:
                 f"({self.backend.describe_connection()})"
             )
         dependents = []
-        for raw_id in sorted(dependent_ids):
-            job_id = as_str(raw_id) or ""
+        for job_id in sorted(self._dependents(task_id, dependent_ids)):
             found = self._record(job_id, self.client.hgetall(Job.key_for(job_id)), [])
             if found is not None:
                 dependents.append(Dependent(job_id, found.task_path, found.status))
         return _replace_dependents(record, dependents)
+
+    def _dependents(self, task_id: str, pending: set[bytes]) -> set[str]:
+        """rq's dependents set lives only while the dependency is pending: also look for the
+        jobs that name ``task_id`` among their ``dependency_ids``."""
+        from rq.job import Job
+
+        found = {as_str(raw) or "" for raw in pending}
+        ids = sorted(self._job_ids(None) - {task_id})
+        with self.client.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hget(Job.key_for(job_id), "dependency_ids")
+            replies = pipe.execute()
+        for job_id, raw in zip(ids, replies, strict=True):
+            text = as_str(raw)
+            if text and task_id in text:
+                found.add(job_id)
+        found.discard("")
+        return found
 
     # -- list -----------------------------------------------------------------------------------
 

@@ -18,12 +18,8 @@ from taskyard.backends.database.backend import DatabaseBackend, database_backend
 from taskyard.command import Command, CommandError
 from taskyard.config import backends
 from taskyard.exceptions import InvalidTask
-from taskyard.worker.health import HealthServer, Metrics
-from taskyard.worker.probes import (
-    WorkerHealth,
-    monitoring,
-    queue_metrics,
-)
+from taskyard.worker.health import HealthServer, Metrics, monitoring_payload
+from taskyard.worker.probes import KnownQueues, WorkerHealth, queue_metrics
 from taskyard.worker.startup import add_connect_arguments, reach_backend
 from taskyard.worker.supervisor import Supervisor
 from taskyard.worker.worker import Worker, WorkerConfig, default_worker_id
@@ -326,6 +322,7 @@ def worker_counters(processed: int, succeeded: int, failed: int) -> Metrics:
 class _SupervisorHealth:
     def __init__(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
+        self.queues = KnownQueues(supervisor.ops, supervisor.config.queues)
 
     def is_alive(self) -> bool:
         return self.supervisor.state != "stopped"
@@ -337,14 +334,14 @@ class _SupervisorHealth:
         return (alive > 0, f"{alive} worker process(es) alive")
 
     def monitoring(self) -> dict[str, Any]:
-        data = monitoring(self.supervisor.ops)
+        data = monitoring_payload(self.queues.stats())
         data["processes"] = len(self.supervisor.children)
         return data
 
     def metrics(self) -> Metrics:
         supervisor = self.supervisor
         return {
-            **queue_metrics(supervisor.ops.stats()),
+            **queue_metrics(self.queues.stats()),
             **worker_counters(supervisor.processed, supervisor.succeeded, supervisor.failed),
             "taskyard_worker_processes": (
                 "gauge",

@@ -62,8 +62,8 @@ __all__ = [
     "enqueue_many",
     "enqueued_by",
     "task",
+    "task_backends",
     "task_enqueued",
     "task_finished",
-    "task_backends",
     "task_started",
 ]

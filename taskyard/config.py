@@ -167,7 +167,9 @@ class BackendHandler:
             env_url = os.environ.get("TASKYARD_URL") or None
             if env_module is not None:
                 if settings is not None or settings_module is not None:
-                    logger.info("TASKYARD_SETTINGS=%s replaces the settings given in code", env_module)
+                    logger.info(
+                        "TASKYARD_SETTINGS=%s replaces the settings given in code", env_module
+                    )
                 settings, settings_module = None, env_module
                 source = f"settings module {env_module} (TASKYARD_SETTINGS)"
             if env_url is not None:

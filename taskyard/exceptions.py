@@ -70,11 +70,11 @@ InvalidTaskError = InvalidTask
 __all__ = [
     "BackendMissing",
     "BackendUnavailable",
+    "InvalidReturnValue",
     "InvalidTask",
     "InvalidTaskArguments",
     "InvalidTaskBackend",
     "InvalidTaskError",
-    "InvalidReturnValue",
     "TaskCancelled",
     "TaskLimitError",
     "TaskResultDoesNotExist",

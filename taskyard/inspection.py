@@ -145,7 +145,9 @@ def _add_show(parser: argparse.ArgumentParser) -> None:
 
 def _run_show(args: argparse.Namespace) -> int:
     record = reader_for(backends[args.backend]).show(args.id)
-    print(json.dumps(record.to_json(), indent=2, default=str) if args.json else format_record(record))
+    print(
+        json.dumps(record.to_json(), indent=2, default=str) if args.json else format_record(record)
+    )
     return 0
 
 
@@ -180,7 +182,7 @@ def _add_list(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_list(args: argparse.Namespace) -> int:
-    records = reader_for(backends[args.backend]).list(
+    records = reader_for(backends[args.backend]).list_tasks(
         status=args.status, queue=args.queue, task=args.task, limit=args.limit
     )
     if args.json:

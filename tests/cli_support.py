@@ -51,3 +51,16 @@ def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
     ]
     assert len(lines) == 1, done.stderr
     return lines[0]
+
+
+def python(*args: str, cwd: Path | str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` (this interpreter) run in ``cwd`` with a user's environment."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=user_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

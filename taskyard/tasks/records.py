@@ -180,7 +180,7 @@ class TaskReader(Protocol):
         """The task ``task_id``; ``TaskResultDoesNotExist`` when there is none."""
         ...
 
-    def list(
+    def list_tasks(
         self, *, status: str | None, queue: str | None, task: str | None, limit: int
     ) -> list[TaskRecord]:
         """The newest ``limit`` tasks (by enqueue time) matching every filter given."""

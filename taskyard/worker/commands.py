@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from datetime import timedelta
 from typing import Any
 
 from taskyard.backends.database.backend import DatabaseBackend, database_backend
@@ -359,7 +358,6 @@ class _SupervisorHealth:
                 supervisor.killed_for_timeout,
             ),
         }
-
 
 
 COMMANDS = [Command("worker", "run Database-backend tasks", add_worker_arguments, run_worker)]

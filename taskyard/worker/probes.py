@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -59,10 +60,8 @@ class KnownQueues:
         self.ops = ops
         self.names: set[str] = set(queues or ())
         self._lock = threading.Lock()
-        try:
+        with contextlib.suppress(BackendUnavailable, InvalidTaskBackend):
             self.stats()  # the queues holding tasks as the worker starts
-        except (BackendUnavailable, InvalidTaskBackend):
-            pass
 
     def stats(self) -> dict[str, QueueStats]:
         current = self.ops.stats()

@@ -13,9 +13,8 @@ from taskyard import TaskResult
 from taskyard.backends.database import DatabaseBackend
 from taskyard.cli import main
 from taskyard.worker.worker import Worker, WorkerConfig
-from tests import tasks
+from tests import redis_fixtures, tasks
 from tests.cli_support import taskyard
-from tests import redis_fixtures
 from tests.redis_fixtures import FAKE, burst, configure_redis, new_fake_url
 
 redis_url = redis_fixtures.redis_url
@@ -75,7 +74,9 @@ def check_show_and_list(
     assert "1 task(s)" in listing
     rows = json.loads(run(capsys, "list", "--url", url, "--json"))
     assert {r["id"] for r in rows} == {r.id for r in results.values()}
-    assert [r["enqueued_at"] for r in rows] == sorted((r["enqueued_at"] for r in rows), reverse=True)
+    assert [r["enqueued_at"] for r in rows] == sorted(
+        (r["enqueued_at"] for r in rows), reverse=True
+    )
     only = json.loads(run(capsys, "list", "--url", url, "--json", "--queue", "other"))
     assert [r["id"] for r in only] == [failing.id]
     only = json.loads(run(capsys, "list", "--url", url, "--json", "--task", "tests.tasks.add"))

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import re
 import signal
-from datetime import timedelta
 import socket
 import subprocess
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 import taskyard
 from tests import redis_fixtures, tasks
-from tests.cli_support import ROOT, TASKYARD, taskyard as run_taskyard, user_env
+from tests.cli_support import ROOT, TASKYARD, user_env
+from tests.cli_support import taskyard as run_taskyard
 from tests.integration.conftest import wait_for
 from tests.redis_fixtures import configure_redis
 
@@ -120,10 +121,9 @@ def test_max_tasks_per_process_without_processes_exits_for_a_supervisor(tmp_path
     taskyard.configure(url=url)
     for i in range(4):
         tasks.add.enqueue(i, i)
-    done = subprocess.run(
-        [TASKYARD, "worker", "--url", url, "--import", "tests.tasks", "--threads", "1",
-         "--max-tasks-per-process", "2"],
-        cwd=ROOT, env=user_env(), capture_output=True, text=True, timeout=60,
+    done = run_taskyard(
+        "worker", "--url", url, "--import", "tests.tasks", "--threads", "1",
+        "--max-tasks-per-process", "2", cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "exits after 2 tasks" in done.stderr and "supervisor" in done.stderr

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from taskyard.cli import build_parser, main
 from taskyard.worker.commands import worker_config
-from tests.cli_support import ROOT, TASKYARD, one_line_error, taskyard, user_env
+from tests.cli_support import ROOT, TASKYARD, one_line_error, python, taskyard, user_env
 
 TASKS_MODULE = """
 from taskyard import task
@@ -45,9 +44,7 @@ def test_worker_imports_the_project_from_the_current_directory(project: Path) ->
         "taskyard.configure(url='sqlite:///tasks.db')\n"
         "print(t.hello.enqueue('you').id)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", enqueue], cwd=project, env=user_env(), capture_output=True, text=True
-    )
+    done = python("-c", enqueue, cwd=project)
     assert done.returncode == 0, done.stderr
     task_id = done.stdout.strip()
     done = taskyard(
@@ -208,10 +205,7 @@ print("accepted")
 def test_a_task_in_the_script_being_run_is_refused(url: str, tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(SCRIPT)
     assert taskyard("migrate", "--url", "sqlite:///q.db", cwd=tmp_path).returncode == 0
-    done = subprocess.run(
-        [sys.executable, "app.py", url], cwd=tmp_path, env=user_env(), capture_output=True,
-        text=True,
-    )  # fmt: skip
+    done = python("app.py", url, cwd=tmp_path)
     assert done.returncode == 3, done.stdout + done.stderr
     assert "__main__.hello" in done.stdout and "a worker cannot import" in done.stdout
     assert "Move the task into a module" in done.stdout and "python -m app" in done.stdout
@@ -220,10 +214,7 @@ def test_a_task_in_the_script_being_run_is_refused(url: str, tmp_path: Path) -> 
 def test_the_in_process_backends_still_run_script_tasks(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(SCRIPT)
     for url in ("immediate:", "threadpool:"):
-        done = subprocess.run(
-            [sys.executable, "app.py", url], cwd=tmp_path, env=user_env(), capture_output=True,
-            text=True,
-        )  # fmt: skip
+        done = python("app.py", url, cwd=tmp_path)
         assert done.stdout.strip() == "accepted", done.stderr
 
 
@@ -243,7 +234,7 @@ def test_every_backend_module_imports_as_a_name() -> None:
         "import taskyard.config\n"
         "assert taskyard.config.backends is task_backends\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    done = python("-c", code, cwd=ROOT)
     assert done.returncode == 0, done.stderr
 
 

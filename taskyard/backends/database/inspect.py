@@ -36,7 +36,7 @@ class DatabaseReader:
         ]
         return self._record(rows[0], dependents)
 
-    def list(
+    def list_tasks(
         self, *, status: str | None, queue: str | None, task: str | None, limit: int
     ) -> list[TaskRecord]:
         params = {"status": status, "queue": queue, "task": task, "limit": limit}

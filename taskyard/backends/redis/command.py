@@ -205,10 +205,9 @@ class _Supervisor:
     def run(self) -> int:
         from redis.exceptions import ConnectionError, TimeoutError
 
+        from taskyard.backends.redis.counters import WorkerCounters
         from taskyard.backends.redis.health import RQHealth
         from taskyard.backends.redis.serializer import JSONSerializer
-
-        from taskyard.backends.redis.counters import WorkerCounters
 
         source = RQHealth(
             self.client,

@@ -104,12 +104,12 @@ class RedisReader:
 
     # -- list -----------------------------------------------------------------------------------
 
-    def list(
+    def list_tasks(
         self, *, status: str | None, queue: str | None, task: str | None, limit: int
     ) -> list[TaskRecord]:
-        return self.backend._guard(self._list, status, queue, task, limit)
+        return self.backend._guard(self._list_tasks, status, queue, task, limit)
 
-    def _list(
+    def _list_tasks(
         self, status: str | None, queue: str | None, task: str | None, limit: int
     ) -> list[TaskRecord]:
         from rq.job import Job
@@ -214,7 +214,10 @@ class RedisReader:
             elif not brief:
                 success = next((e for _, e in entries if e.get(b"type") == b"1"), None)
                 has_value, return_value, _ = decode_return_value(success)
-        details: dict[str, Any] = {"rq_status": rq_status, "rq_queue": as_str(fields.get(b"origin"))}
+        details: dict[str, Any] = {
+            "rq_status": rq_status,
+            "rq_queue": as_str(fields.get(b"origin")),
+        }
         if fields.get(b"worker_name"):
             details["rq_worker"] = as_str(fields.get(b"worker_name"))
         enqueued_at = _when(saved.get("enqueued_at")) or _rq_when(

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import signal
@@ -25,8 +26,6 @@ from examples import demo_tasks as t
 from taskyard import TaskResult
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKDIR = ROOT / ".demo"
-URL = f"sqlite:///{WORKDIR}/taskyard.sqlite3"
 
 
 def taskyard_cli(*args: str, **popen: object) -> subprocess.Popen[bytes]:
@@ -36,18 +35,24 @@ def taskyard_cli(*args: str, **popen: object) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "taskyard", *args], cwd=ROOT, env=env, **popen)  # type: ignore[call-overload]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="taskyard's demo (make demo)")
+    parser.add_argument(
+        "--dir", type=Path, default=ROOT / ".demo", help="working folder (default .demo)"
+    )
+    workdir: Path = parser.parse_args(argv).dir.resolve()
+    url = f"sqlite:///{workdir}/taskyard.sqlite3"
     os.environ.pop("TASKYARD_URL", None)  # the demo's queue is its own SQLite file
-    shutil.rmtree(WORKDIR, ignore_errors=True)
-    WORKDIR.mkdir()
-    print(f"queue: {URL}")
-    if taskyard_cli("migrate", "--url", URL, "--log-level", "WARNING").wait() != 0:
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    print(f"queue: {url}")
+    if taskyard_cli("migrate", "--url", url, "--log-level", "WARNING").wait() != 0:
         return 1
-    log = (WORKDIR / "worker.log").open("wb")
+    log = (workdir / "worker.log").open("wb")
     worker = taskyard_cli(
         "worker",
         "--url",
-        URL,
+        url,
         "--import",
         "examples.demo_tasks",
         "--queues",
@@ -57,9 +62,9 @@ def main() -> int:
         stdout=log,
         stderr=log,
     )
-    print(f"worker: pid {worker.pid}, log in .demo/worker.log\n")
+    print(f"worker: pid {worker.pid}, log in {workdir.name}/worker.log\n")
 
-    taskyard.configure(url=URL)
+    taskyard.configure(url=url)
     # One transaction: the worker sees the whole batch at once and claims it by priority, so
     # urgent_alert, enqueued last, starts ahead of the tasks enqueued before it.
     batch = {
@@ -104,7 +109,7 @@ def main() -> int:
     code = worker.wait(30)
     log.close()
     print(f"\nworker stopped (exit code {code}); `taskyard status`:\n")
-    taskyard_cli("status", "--url", URL, "--log-level", "WARNING").wait()
+    taskyard_cli("status", "--url", url, "--log-level", "WARNING").wait()
     expected = {"SUCCESSFUL": 8, "FAILED": 2, "CANCELLED": 2}
     counts: dict[str, int] = {}
     for result in results.values():

@@ -35,8 +35,8 @@ DJANGO_EXAMPLE_ADDR ?= 127.0.0.1:8000
 ## django-example: install taskyard with Django into .venv, migrate the example shop, serve it
 ## on http://$(DJANGO_EXAMPLE_ADDR) (development mode: tasks run inline)
 django-example: $(VENV)/.django-installed
-	cd examples/django_project && ../../$(BIN)/python manage.py migrate -v 0 && \
-		../../$(BIN)/python manage.py runserver --noreload $(DJANGO_EXAMPLE_ADDR)
+	cd examples/django_project && $(abspath $(BIN))/python manage.py migrate -v 0 && \
+		$(abspath $(BIN))/python manage.py runserver --noreload $(DJANGO_EXAMPLE_ADDR)
 
 ## dist: build the sdist and the wheel into dist/ (python -m build, in an isolated environment)
 dist: $(BIN)/python

@@ -16,10 +16,9 @@ from typing import Any
 
 from taskyard.backends.base import Backend
 from taskyard.backends.database.backend import DatabaseBackend
-from taskyard.command import Command, CommandError
+from taskyard.command import Command, CommandError, positive_int
 from taskyard.config import backends
 from taskyard.tasks.records import STATUSES, TaskReader, TaskRecord
-from taskyard.worker.commands import positive_int
 
 
 def reader_for(backend: Backend) -> TaskReader:

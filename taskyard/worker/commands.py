@@ -14,7 +14,13 @@ import os
 from typing import Any
 
 from taskyard.backends.database.backend import DatabaseBackend, database_backend
-from taskyard.command import Command, CommandError
+from taskyard.command import (
+    Command,
+    CommandError,
+    not_negative_int,
+    positive_float,
+    positive_int,
+)
 from taskyard.config import backends
 from taskyard.exceptions import InvalidTask
 from taskyard.worker.health import HealthServer, Metrics, monitoring_payload
@@ -33,39 +39,6 @@ FLAGSMITH_ALIASES = {
     "queuepopsize": ("batch_size", "TASK_PROCESSOR_QUEUE_POP_SIZE", 1.0),
 }
 DEFAULTS = {"threads": 5, "interval": 0.5, "lease": 20.0, "batch_size": 10}
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
-def not_negative_int(text: str) -> int:
-    """argparse type: a whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def _qualifier(text: str) -> tuple[str, str]:

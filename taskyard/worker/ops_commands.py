@@ -14,10 +14,10 @@ from taskyard.backends.database.backend import DatabaseBackend, database_backend
 from taskyard.backends.database.connectors import make_connector
 from taskyard.backends.database.migrate import migrate
 from taskyard.backends.database.worker_ops import QueueOps
-from taskyard.command import EXIT_FAILURE, Command, CommandError
+from taskyard.command import EXIT_FAILURE, Command, CommandError, positive_float, positive_int
 from taskyard.config import parse_url
 from taskyard.tasks.execution import utcnow
-from taskyard.worker.commands import add_backend_argument, positive_float, positive_int
+from taskyard.worker.commands import add_backend_argument
 from taskyard.worker.operations import MoveRefused, move_data, parse_duration, status_report
 from taskyard.worker.probes import health_check
 

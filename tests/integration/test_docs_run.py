@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -265,7 +266,7 @@ def test_workers_page(tmp_path: Path, postgres_url: str) -> None:
         [sys.executable, "-c", enqueue], cwd=cwd, env=page.env, capture_output=True, text=True,
         check=True,
     ).stdout.strip()  # fmt: skip
-    # move-data's source: an existing queue holding one task
+    # move-data's source must exist: an (empty) queue
     subprocess.run([TASKYARD, "migrate", "--url", "sqlite:///old.db"], cwd=cwd, env=page.env,
                    check=True)  # fmt: skip
     for line in page.lines():
@@ -370,3 +371,35 @@ def test_the_quickstart_example_runs(url: str | None) -> None:
         text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0 and "all as expected" in done.stdout, done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_make_django_example_installs_and_serves(tmp_path: Path) -> None:
+    """The example project's one command: `make django-example` (it installs into .venv)."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    port = free_port()
+    env = user_env(
+        DATABASE_URL=f"sqlite:///{tmp_path}/shop.sqlite3",
+        TASKS_DATABASE_URL=f"sqlite:///{tmp_path}/tasks.sqlite3",
+    )
+    log = tmp_path / "make.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            ["make", "django-example", f"DJANGO_EXAMPLE_ADDR=127.0.0.1:{port}"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not http_ok(port):
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        assert http_ok(port, "/checkout?order=3")
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)

@@ -42,13 +42,13 @@ def unimportable(task: Task[Any, Any]) -> str | None:
     if path.startswith("__main__."):
         return "it is defined in the script being run (__main__)"
     if "<locals>" in path:
-        return "it is defined inside a function"
+        return "it is defined inside a function, not at module level"
     return None
 
 
 def _run_as_module_hint() -> str:
     script = getattr(sys.modules.get("__main__"), "__file__", None)
-    if not script:
+    if not script or os.path.basename(script) == "__main__.py":
         return ""
     stem = os.path.splitext(os.path.basename(script))[0]
     return f", or run the script as a module (python -m {stem}) so its tasks are named {stem}.*"
@@ -225,7 +225,7 @@ class Backend(ABC):
                     f"{task.module_path}: {problem}, which a worker cannot import; backend "
                     f"{self.alias!r} ({type(self).__name__}) runs tasks in worker processes. "
                     "Move the task into a module (e.g. tasks.py) and import it from there"
-                    + _run_as_module_hint()
+                    + (_run_as_module_hint() if task.module_path.startswith("__main__.") else "")
                 )
         if self.queues and task.queue_name not in self.queues:
             raise InvalidTask(

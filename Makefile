@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PY312 ?= $(shell for p in python3.13 python3.12 $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3; do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 
-.PHONY: demo test test-django-postgres test-django6 print-py312 lint check bench soak bench-core bench-db bench-redis clean
+.PHONY: demo test test-django-postgres test-django6 print-py312 lint check dist django-example bench soak bench-core bench-db bench-redis clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("taskyard needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -25,6 +25,24 @@ $(VENV)/.dev-installed: $(BIN)/python pyproject.toml
 ## demo: run the quickstart end to end
 demo: $(VENV)/.demo-installed
 	$(BIN)/python -m examples.demo
+
+$(VENV)/.django-installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[django,cron]'
+	touch $@
+
+DJANGO_EXAMPLE_ADDR ?= 127.0.0.1:8000
+
+## django-example: install taskyard with Django into .venv, migrate the example shop, serve it
+## on http://$(DJANGO_EXAMPLE_ADDR) (development mode: tasks run inline)
+django-example: $(VENV)/.django-installed
+	cd examples/django_project && $(abspath $(BIN))/python manage.py migrate -v 0 && \
+		$(abspath $(BIN))/python manage.py runserver --noreload $(DJANGO_EXAMPLE_ADDR)
+
+## dist: build the sdist and the wheel into dist/ (python -m build, in an isolated environment)
+dist: $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check build
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
 
 # pytest's exit code 5 ("no tests collected") counts as success.
 PYTEST_OK = rc=$$?; [ $$rc -eq 5 ] && rc=0; [ $$rc -eq 0 ] || exit $$rc
@@ -112,4 +130,4 @@ bench-redis: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/bench_redis.py $(BENCH_REDIS_ARGS)
 
 clean:
-	rm -rf $(VENV) $(VENV312) $(BENCH_VENV) $(BENCH_VENV312) .venv-bench-redis .pytest_cache .mypy_cache .ruff_cache taskyard.egg-info
+	rm -rf $(VENV) $(VENV312) $(BENCH_VENV) $(BENCH_VENV312) .venv-bench-redis .pytest_cache .mypy_cache .ruff_cache taskyard.egg-info build dist

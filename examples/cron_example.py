@@ -64,7 +64,7 @@ def main(seconds: float = 3.5) -> int:
 
     store = scheduler.store("default")
     ids = store.recent_task_ids("heartbeat", 10, None)
-    backend = taskyard.backends["default"]
+    backend = taskyard.task_backends["default"]
     results = [backend.get_result(i).wait(timeout=10) for i in ids]
     print(f"\nheartbeat ran {len(results)} time(s): {[r.return_value for r in results]}")
     backend.close()

@@ -20,7 +20,7 @@ from examples.demo_tasks import add, divide, flaky_fetch, resize_images, send_re
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="  log: %(message)s")
     taskyard.configure(url=os.environ.get("TASKYARD_URL", "threadpool:?max_workers=4"))
-    backend = taskyard.backends["default"]
+    backend = taskyard.task_backends["default"]
     print(f"taskyard quickstart on {type(backend).__name__}\n")
 
     results = {

@@ -11,9 +11,13 @@
 
     result = send_email.enqueue("a@example.com", "hi")
     result.wait(timeout=10).return_value
+
+``task_backends["default"]`` is the configured default backend (Django's name for its
+handler); ``taskyard.backends`` is the package of backend modules
+(``import taskyard.backends.database as db`` works for every backend).
 """
 
-from taskyard.config import backends, configure
+from taskyard.config import configure, task_backends
 from taskyard.exceptions import (
     BackendUnavailable,
     InvalidTask,
@@ -54,11 +58,11 @@ __all__ = [
     "TaskResultMismatch",
     "TaskResultStatus",
     "TaskTimeout",
-    "backends",
     "configure",
     "enqueue_many",
     "enqueued_by",
     "task",
+    "task_backends",
     "task_enqueued",
     "task_finished",
     "task_started",

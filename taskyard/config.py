@@ -10,16 +10,20 @@ Settings have the shape of Django's ``TASKS``::
         },
     })
 
-Where the settings come from, first match wins:
+Where the settings come from: one precedence rule, for each of the two values (the settings
+and the URL that replaces their ``default`` alias), the first that is given wins:
 
-1. ``configure(settings)`` (calling it again replaces the configuration);
-2. the ``TASKYARD_SETTINGS`` environment variable: an importable module defining ``TASKS``;
-3. with neither, the Database backend on ``./taskyard.sqlite3``.
+1. an explicit flag of the ``taskyard`` command line (``--settings MODULE``, ``--url URL``);
+2. the environment (``TASKYARD_SETTINGS``: an importable module defining ``TASKS``;
+   ``TASKYARD_URL``);
+3. the code: ``configure(settings)`` / ``configure(settings_module=...)`` /
+   ``configure(url=...)`` (calling it again replaces the configuration);
+4. the default: the Database backend on ``./taskyard.sqlite3``.
 
-``configure(url=...)``, or for settings that did not come from code the ``TASKYARD_URL``
-environment variable, then replaces the ``default`` alias with the backend a URL names:
-``immediate:``, ``dummy:``, ``threadpool:``, ``sqlite:///path``, ``postgresql://...``,
-``redis://...``; query parameters become ``OPTIONS`` (``threadpool:?max_workers=4``).
+So ``TASKYARD_URL=immediate: python app.py`` runs an app that calls ``configure(...)`` inline.
+A URL names a backend for the ``default`` alias: ``immediate:``, ``dummy:``, ``threadpool:``,
+``sqlite:///path``, ``postgresql://...``, ``redis://...``; query parameters become ``OPTIONS``
+(``threadpool:?max_workers=4``).
 
 Entries are checked when they are configured (unknown keys, unknown backend classes, bad
 ``OPTIONS``); backends are constructed on first use, and constructors do no I/O.
@@ -28,6 +32,7 @@ Entries are checked when they are configured (unknown keys, unknown backend clas
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -37,6 +42,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from taskyard.backends.base import Backend
 from taskyard.exceptions import InvalidTaskBackend
+
+logger = logging.getLogger("taskyard.config")
 
 DEFAULT_ALIAS = "default"
 DEFAULT_SQLITE_URL = "sqlite:///taskyard.sqlite3"
@@ -142,24 +149,46 @@ class BackendHandler:
         url: str | None = None,
         settings_module: str | None = None,
         require_default: bool = True,
+        environment: bool = False,
     ) -> None:
         """Replace the configuration (see the module docstring). Backends built before are
-        closed. With no arguments, re-read the environment. ``require_default=False`` (for
-        integrations whose default alias is another library's) accepts settings without a
+        closed.
+
+        ``environment=True`` (what ``taskyard.configure()`` passes) applies the precedence rule:
+        ``TASKYARD_SETTINGS`` wins over ``settings``/``settings_module`` and ``TASKYARD_URL``
+        over ``url``. With ``environment=False`` the arguments are used as given, except that
+        with none at all the environment is read (the lazy default). ``require_default=False``
+        (for integrations whose default alias is another library's) accepts settings without a
         ``default`` alias."""
         source = "configure()"
+        url_source = "configure(url=...)"
+        if environment or (settings is None and settings_module is None and url is None):
+            env_module = os.environ.get("TASKYARD_SETTINGS") or None
+            env_url = os.environ.get("TASKYARD_URL") or None
+            if env_module is not None:
+                if settings is not None or settings_module is not None:
+                    logger.info(
+                        "TASKYARD_SETTINGS=%s replaces the settings given in code", env_module
+                    )
+                settings, settings_module = None, env_module
+                source = f"settings module {env_module} (TASKYARD_SETTINGS)"
+            if env_url is not None:
+                if url is not None or settings is not None:
+                    logger.info(
+                        "TASKYARD_URL=%s replaces the default alias given in code", _redact(env_url)
+                    )
+                url, url_source = env_url, "TASKYARD_URL"
         module_name = settings_module
         if settings is None:
-            # Only settings not given in code come from the environment.
-            module_name = module_name or os.environ.get("TASKYARD_SETTINGS") or None
-            if url is None:
-                url = os.environ.get("TASKYARD_URL") or None
             if module_name is not None:
                 settings = _settings_from_module(module_name)
-                source = f"settings module {module_name}"
+                if not source.startswith("settings module"):
+                    source = f"settings module {module_name}"
             elif url is not None:
                 settings = {DEFAULT_ALIAS: parse_url(url)}
-                source = f"URL {_redact(url)}"
+                source = f"URL {_redact(url)}" + (
+                    f" ({url_source})" if url_source == "TASKYARD_URL" else ""
+                )
                 url = None
             else:
                 settings = {DEFAULT_ALIAS: parse_url(DEFAULT_SQLITE_URL)}
@@ -168,7 +197,9 @@ class BackendHandler:
         if url is not None:
             entry = parse_url(url)
             entries[DEFAULT_ALIAS] = self._check_entry(DEFAULT_ALIAS, entry)
-            source += f" + URL {_redact(url)}"
+            source += f" + URL {_redact(url)}" + (
+                f" ({url_source})" if url_source == "TASKYARD_URL" else ""
+            )
         with self._lock:
             old = self._built
             self._entries = entries
@@ -280,8 +311,11 @@ def _redact(url: str) -> str:
     return url
 
 
-#: The process-wide handler. ``backends["default"]`` is the default backend.
-backends = BackendHandler()
+#: The process-wide handler. ``task_backends["default"]`` is the default backend (Django's
+#: name for its handler; exported from ``taskyard``). ``backends`` is the same object, kept for
+#: code inside taskyard.
+task_backends = BackendHandler()
+backends = task_backends
 
 
 def configure(
@@ -293,10 +327,11 @@ def configure(
     """Configure taskyard's backends for this process (replacing any earlier configuration).
 
     ``settings`` is a dict shaped like Django's ``TASKS``; ``url`` replaces the default alias
-    with a backend URL; ``settings_module`` names a module defining ``TASKS``. With no
-    arguments, ``TASKYARD_SETTINGS`` / ``TASKYARD_URL`` are read from the environment.
+    with a backend URL; ``settings_module`` names a module defining ``TASKS``. The environment
+    wins over all three (``TASKYARD_SETTINGS`` over the settings, ``TASKYARD_URL`` over the
+    default alias), so one variable switches backends per environment without touching code.
     """
-    backends.configure(settings, url=url, settings_module=settings_module)
+    backends.configure(settings, url=url, settings_module=settings_module, environment=True)
 
 
 @contextmanager

@@ -41,6 +41,17 @@ class BackendUnavailable(TaskyardError):
     """The backend's store (database, Redis) could not be reached."""
 
 
+class BackendMissing(BackendUnavailable):
+    """The backend's store does not exist (a SQLite file or its directory): taskyard creates a
+    SQLite file only through ``taskyard migrate``, ``taskyard worker --create``, an explicit
+    ``AUTO_MIGRATE: True`` or the embedded default ``./taskyard.sqlite3``, and never a
+    directory."""
+
+
+class InvalidReturnValue(TaskyardError, TypeError):
+    """A task returned a value that is not JSON (recorded as the attempt's error)."""
+
+
 class WorkerLost(TaskyardError):
     """Recorded as the error of an attempt whose worker died or stopped renewing its lease."""
 
@@ -69,8 +80,10 @@ class TaskCancelled(BaseException):
 InvalidTaskError = InvalidTask
 
 __all__ = [
+    "BackendMissing",
     "BackendUnavailable",
     "CorruptTask",
+    "InvalidReturnValue",
     "InvalidTask",
     "InvalidTaskArguments",
     "InvalidTaskBackend",

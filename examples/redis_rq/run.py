@@ -24,15 +24,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> int:
-    url = os.environ.get("TASKYARD_URL") or SETTINGS["default"]["OPTIONS"]["URL"]
-    taskyard.configure(SETTINGS, url=f"{url}?queues=default,emails")
-    command = ["taskyard", "rqworker", "--url", f"{url}?queues=default,emails"]
+    # TASKYARD_URL names the Redis server only; this example adds its two queues and passes
+    # the result on explicitly (a flag or configure() below TASKYARD_URL would not win).
+    url = os.environ.pop("TASKYARD_URL", None) or SETTINGS["default"]["OPTIONS"]["URL"]
+    url = f"{url.split('?')[0]}?queues=default,emails"
+    taskyard.configure(SETTINGS, url=url)
+    command = ["taskyard", "rqworker", "--url", url]
     command += ["--import", "examples.redis_rq.tasks", "--with-scheduler", "--log-level", "WARNING"]
-    worker = subprocess.Popen(
-        [sys.executable, "-m", *command],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    # The worker runs from the repository root: taskyard puts it first on sys.path.
+    worker = subprocess.Popen([sys.executable, "-m", *command], cwd=ROOT)
     try:
         first = send_email.enqueue("x@example.com", "first")
         results = {

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,6 +34,24 @@ def preassigned_result_id(result_id: str) -> Iterator[None]:
         yield
     finally:
         _preassigned_id.reset(token)
+
+
+def unimportable(task: Task[Any, Any]) -> str | None:
+    """Why a worker could not import ``task`` by its module path, or ``None``."""
+    path = task.module_path
+    if path.startswith("__main__."):
+        return "it is defined in the script being run (__main__)"
+    if "<locals>" in path:
+        return "it is defined inside a function, not at module level"
+    return None
+
+
+def _run_as_module_hint() -> str:
+    script = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not script or os.path.basename(script) == "__main__.py":
+        return ""
+    stem = os.path.splitext(os.path.basename(script))[0]
+    return f", or run the script as a module (python -m {stem}) so its tasks are named {stem}.*"
 
 
 @dataclass(frozen=True)
@@ -94,6 +114,9 @@ class Backend(ABC):
     supports_limit: ClassVar[bool] = False
     supports_qualifiers: ClassVar[bool] = False
     supports_cancel: ClassVar[bool] = False
+    #: tasks run in other processes (workers), which import them by module path: a task
+    #: defined in ``__main__`` or inside a function is refused at enqueue
+    requires_importable_tasks: ClassVar[bool] = False
 
     options_schema: ClassVar[Mapping[str, Option]] = {}
 
@@ -195,6 +218,15 @@ class Backend(ABC):
             refuse(task, f"limit={task.limit}", "limits")
         if task.qualifiers and not self.supports_qualifiers:
             refuse(task, "qualifiers", "qualifiers")
+        if self.requires_importable_tasks:
+            problem = unimportable(task)
+            if problem is not None:
+                raise InvalidTask(
+                    f"{task.module_path}: {problem}, which a worker cannot import; backend "
+                    f"{self.alias!r} ({type(self).__name__}) runs tasks in worker processes. "
+                    "Move the task into a module (e.g. tasks.py) and import it from there"
+                    + (_run_as_module_hint() if task.module_path.startswith("__main__.") else "")
+                )
         if self.queues and task.queue_name not in self.queues:
             raise InvalidTask(
                 f"queue {task.queue_name!r} of {task.module_path} is not configured for backend "

@@ -18,7 +18,7 @@ from datetime import datetime
 from types import FrameType
 from typing import TextIO
 
-from taskyard.command import Command
+from taskyard.command import Command, CommandError
 from taskyard.config import backends
 from taskyard.cron.claims import ScheduleState
 from taskyard.cron.registry import load_settings_module, schedules
@@ -26,6 +26,7 @@ from taskyard.cron.schedule import Schedule
 from taskyard.cron.scheduler import Scheduler
 from taskyard.exceptions import BackendUnavailable, InvalidTask, InvalidTaskBackend
 from taskyard.tasks.execution import utcnow
+from taskyard.worker.startup import add_connect_arguments, reach_backend
 
 logger = logging.getLogger("taskyard.cron")
 
@@ -52,7 +53,12 @@ def add_cron_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ALIAS",
         help="with --pause/--resume of a schedule not declared here: its backend alias",
     )
-    parser.add_argument("--scheduler-id", default=None, help="default: cron:hostname:pid")
+    parser.add_argument(
+        "--scheduler-id",
+        default=None,
+        help="this scheduler's id in claims and logs (default: cron:hostname:pid)",
+    )
+    add_connect_arguments(parser)
 
 
 def declared_schedules() -> list[Schedule]:
@@ -70,18 +76,17 @@ def run_cron(args: argparse.Namespace) -> int:
         if args.pause or args.resume:
             return _switch(found, args.pause or args.resume, bool(args.pause), args.backend)
         if not found:
-            print(
-                "taskyard cron: no schedules declared: import the modules that declare them "
+            raise CommandError(
+                "no schedules declared: import the modules that declare them "
                 "(--import MODULE, or IMPORTS in the settings module) or add a CRON dict to "
-                "the settings module",
-                file=sys.stderr,
+                "the settings module"
             )
-            return 2
+        for alias in sorted({s.task.backend for s in found}):
+            reach_backend(backends[alias], args.connect_retries)
         scheduler = Scheduler(found, scheduler_id=args.scheduler_id)
         scheduler.check()
     except InvalidTask as exc:
-        print(f"taskyard cron: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc)) from None
     with _signals_stop(scheduler):
         try:
             scheduler.run()
@@ -113,12 +118,10 @@ def _switch(found: list[Schedule], name: str, pause: bool, alias: str | None) ->
     schedule = next((s for s in found if s.name == name), None)
     if schedule is None and alias is None:
         known = ", ".join(s.name for s in found) or "(none)"
-        print(
-            f"taskyard cron: no schedule named {name!r} is declared here (declared: {known}); "
-            "pass --backend ALIAS to change the state of one that is not",
-            file=sys.stderr,
+        raise CommandError(
+            f"no schedule named {name!r} is declared here (declared: {known}); "
+            "pass --backend ALIAS to change the state of one that is not"
         )
-        return 2
     scheduler = Scheduler(found)
     store = scheduler.store(alias or (schedule.task.backend if schedule else "default"))
     now = utcnow()

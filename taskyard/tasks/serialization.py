@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from taskyard.exceptions import InvalidTaskArguments
+from taskyard.exceptions import InvalidReturnValue, InvalidTaskArguments
 
 _SCALARS = (str, int, bool, type(None))
 
@@ -81,13 +81,18 @@ def normalize_arguments(
 
 
 def normalize_return_value(value: Any, task_name: str) -> Any:
-    """Normalise a task's return value; raise ``InvalidTaskArguments`` if it is not JSON."""
+    """Normalise a task's return value; raise ``InvalidReturnValue`` if it is not JSON."""
     if type(value) in _SCALARS:
         return value
     try:
         return _normalize(value, "the return value")
     except InvalidTaskArguments as exc:
-        raise InvalidTaskArguments(f"{task_name}: {exc}") from None
+        problem = str(exc).split(": pass ", 1)[0]
+        raise InvalidReturnValue(
+            f"{task_name} returned a value that cannot be stored: {problem}; a task must "
+            "return JSON (str, int, float, bool, None, lists and dicts with str keys): "
+            "convert the value before returning it (e.g. a datetime with .isoformat())"
+        ) from None
 
 
 def dumps(value: Any) -> str:

@@ -1,6 +1,9 @@
-"""``taskyard worker``, ``migrate``, ``status``, ``health``, ``prune`` and ``move-data``.
+"""``taskyard worker``: flags, the Flagsmith aliases and their environment variables.
 
-The argument definitions here are reused by the Django management commands.
+Precedence, as everywhere: an explicit flag (ours or its Flagsmith alias; the two must agree)
+wins over the ``TASK_PROCESSOR_*`` environment variable, which wins over the default. The
+argument definitions here are reused by Django's ``db_worker``. The operations commands
+(``migrate``, ``status``...) are in ``ops_commands.py``.
 """
 
 from __future__ import annotations
@@ -8,26 +11,21 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
-from datetime import timedelta
 from typing import Any
 
-from taskyard.backends.database.backend import database_backend
-from taskyard.backends.database.connectors import make_connector
-from taskyard.backends.database.migrate import migrate
-from taskyard.backends.database.worker_ops import QueueOps
-from taskyard.command import Command
-from taskyard.config import backends, parse_url
-from taskyard.exceptions import InvalidTask
-from taskyard.tasks.execution import utcnow
-from taskyard.worker.health import HealthServer, Metrics
-from taskyard.worker.operations import MoveRefused, move_data, parse_duration, status_report
-from taskyard.worker.probes import (
-    WorkerHealth,
-    health_check,
-    monitoring,
-    queue_metrics,
+from taskyard.backends.database.backend import DatabaseBackend, database_backend
+from taskyard.command import (
+    Command,
+    CommandError,
+    not_negative_int,
+    positive_float,
+    positive_int,
 )
+from taskyard.config import backends
+from taskyard.exceptions import InvalidTask
+from taskyard.worker.health import HealthServer, Metrics, monitoring_payload
+from taskyard.worker.probes import KnownQueues, WorkerHealth, queue_metrics
+from taskyard.worker.startup import add_connect_arguments, reach_backend
 from taskyard.worker.supervisor import Supervisor
 from taskyard.worker.worker import Worker, WorkerConfig, default_worker_id
 
@@ -41,27 +39,6 @@ FLAGSMITH_ALIASES = {
     "queuepopsize": ("batch_size", "TASK_PROCESSOR_QUEUE_POP_SIZE", 1.0),
 }
 DEFAULTS = {"threads": 5, "interval": 0.5, "lease": 20.0, "batch_size": 10}
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
 
 
 def _qualifier(text: str) -> tuple[str, str]:
@@ -91,13 +68,13 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="executor threads per process (default 5; 1 with --processes)",
     )
     parser.add_argument(
         "--async-concurrency",
-        type=_non_negative_int,
+        type=not_negative_int,
         default=None,
         metavar="N",
         help="async tasks run at once as coroutines on the worker's event loop, beside the "
@@ -105,35 +82,39 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--processes",
-        type=int,
+        type=not_negative_int,
         default=0,
         help="run N child processes, respawned when they die (default: none)",
     )
     parser.add_argument(
         "--max-tasks-per-process",
-        type=_positive_int,
+        type=positive_int,
         default=None,
-        help="a process exits (and is replaced) after this many tasks",
+        help="with --processes: a child exits and is replaced after this many tasks; without: "
+        "the worker exits (status 0) after this many tasks, for your process supervisor "
+        "(systemd, Kubernetes...) to restart it",
     )
     parser.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="tasks claimed per statement, the pop size (default 10)",
     )
     parser.add_argument(
         "--interval",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         help="seconds between polls when idle (default 0.5)",
     )
     parser.add_argument(
         "--lease",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         help="seconds a claim lasts without renewal, the grace period (default 20)",
     )
-    parser.add_argument("--worker-id", default=None, help="default: hostname:pid")
+    parser.add_argument(
+        "--worker-id", default=None, help="recorded on each attempt (default: hostname:pid)"
+    )
     parser.add_argument(
         "--burst",
         action="store_true",
@@ -141,7 +122,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--shutdown-timeout",
-        type=float,
+        type=positive_float,
         default=30.0,
         help="seconds running tasks get on the first SIGTERM/SIGINT (default 30)",
     )
@@ -154,7 +135,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--readiness-probe",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         metavar="SECONDS",
         help="readiness also runs an end-to-end probe task",
@@ -172,34 +153,61 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also run the cron scheduler in this process (see docs/cron.md)",
     )
+    parser.add_argument(
+        "--create",
+        action="store_true",
+        help="create the SQLite database file if it is missing (never its directory); "
+        "without it, a missing file stops the worker (taskyard migrate creates it)",
+    )
+    add_connect_arguments(parser)
     for flag, (dest, env, _) in FLAGSMITH_ALIASES.items():
         parser.add_argument(
             f"--{flag}",
             dest=f"flagsmith_{flag}",
-            type=int,
+            type=positive_int,
             default=None,
-            help=f"Flagsmith alias of --{dest.replace('_', '-')} (env {env})",
+            help=f"Flagsmith alias of --{dest.replace('_', '-')} (environment variable {env})",
         )
+
+
+def _environment_value(env: str) -> int | None:
+    """A ``TASK_PROCESSOR_*`` variable as a whole number > 0; a bad value names the variable."""
+    text = os.environ.get(env, "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"environment variable {env}={text!r} is not a whole number"
+        ) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"environment variable {env} must be > 0, got {value}")
+    return value
 
 
 def worker_config(
     args: argparse.Namespace, backend_queues: frozenset[str], async_default: int = 500
 ) -> WorkerConfig:
-    """Resolve flags, Flagsmith aliases and ``TASK_PROCESSOR_*`` variables into a config."""
+    """Resolve flags, Flagsmith aliases and ``TASK_PROCESSOR_*`` variables into a config.
+
+    A flag wins over its environment variable; our flag and its Flagsmith alias, both given,
+    must agree. Raises ``argparse.ArgumentTypeError`` naming the flag or variable at fault.
+    """
     values: dict[str, Any] = {}
     for flag, (dest, env, scale) in FLAGSMITH_ALIASES.items():
         ours = getattr(args, dest)
         theirs = getattr(args, f"flagsmith_{flag}")
-        if theirs is None and os.environ.get(env):
-            theirs = int(os.environ[env])
         if ours is not None and theirs is not None and abs(ours - theirs * scale) > 1e-9:
             raise argparse.ArgumentTypeError(
-                f"--{dest.replace('_', '-')}={ours} contradicts --{flag}/{env}={theirs}"
+                f"--{dest.replace('_', '-')}={ours} contradicts --{flag}={theirs}"
             )
         if ours is None and theirs is not None:
-            if theirs <= 0:
-                raise argparse.ArgumentTypeError(f"--{flag}/{env} must be > 0, got {theirs}")
             ours = theirs * scale if scale != 1.0 else theirs
+        if ours is None:
+            from_env = _environment_value(env)
+            if from_env is not None:
+                ours = from_env * scale if scale != 1.0 else from_env
         values[dest] = ours if ours is not None else DEFAULTS[dest]
     if args.processes and args.threads is None:
         values["threads"] = 1
@@ -233,6 +241,25 @@ def worker_config(
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    """Run ``taskyard worker``: check the flags, reach the database (``--connect-retries``),
+    start the scheduler with ``--with-cron``, then run threads or ``--processes`` children.
+    Raises ``CommandError`` (one line) for a bad flag or an unusable database."""
+    backend = database_backend(args.backend)
+    try:
+        config = worker_config(args, backend.queues, backend.options["ASYNC_CONCURRENCY"])
+    except argparse.ArgumentTypeError as exc:
+        raise CommandError(str(exc)) from None
+    if getattr(args, "create", False):
+        backend.allow_create()
+    reach_backend(backend, getattr(args, "connect_retries", 0))
+    if args.max_tasks_per_process and not args.processes and not args.burst:
+        logger.warning(
+            "--max-tasks-per-process %d without --processes: this worker exits after %d "
+            "tasks; run it under a supervisor that restarts it (systemd Restart=always, "
+            "Kubernetes, supervisord)",
+            args.max_tasks_per_process,
+            args.max_tasks_per_process,
+        )
     cron = None
     if getattr(args, "with_cron", False):
         from taskyard.cron.commands import start_background
@@ -240,25 +267,15 @@ def run_worker(args: argparse.Namespace) -> int:
         try:
             cron = start_background()
         except InvalidTask as exc:
-            print(f"taskyard worker --with-cron: {exc}", file=sys.stderr)
-            return 2
+            raise CommandError(f"--with-cron: {exc}") from None
     try:
-        return _run_worker(args)
+        return _run(args, backend, config)
     finally:
         if cron is not None:
             cron.stop()
 
 
-def _run_worker(args: argparse.Namespace) -> int:
-    backend = database_backend(args.backend)
-    try:
-        config = worker_config(args, backend.queues, backend.options["ASYNC_CONCURRENCY"])
-    except argparse.ArgumentTypeError as exc:
-        print(f"taskyard worker: {exc}", file=sys.stderr)
-        return 2
-    if args.processes < 0:
-        print("taskyard worker: --processes must be >= 0", file=sys.stderr)
-        return 2
+def _run(args: argparse.Namespace, backend: DatabaseBackend, config: WorkerConfig) -> int:
     if args.processes:
         supervisor = Supervisor(
             backend, backends.settings(), list(args.imports), config, args.processes
@@ -282,9 +299,20 @@ def _health(port: int | None, source: Any) -> HealthServer | None:
     return HealthServer(source, port).start() if port is not None else None
 
 
+def worker_counters(processed: int, succeeded: int, failed: int) -> Metrics:
+    """The counters every worker mode exports on ``/metrics`` (process mode: its children's
+    sums)."""
+    return {
+        "taskyard_worker_processed_total": ("counter", "Attempts this worker finished", processed),
+        "taskyard_worker_succeeded_total": ("counter", "Attempts that succeeded", succeeded),
+        "taskyard_worker_failed_total": ("counter", "Tasks that ended FAILED here", failed),
+    }
+
+
 class _SupervisorHealth:
     def __init__(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
+        self.queues = KnownQueues(supervisor.ops, supervisor.config.queues)
 
     def is_alive(self) -> bool:
         return self.supervisor.state != "stopped"
@@ -296,14 +324,15 @@ class _SupervisorHealth:
         return (alive > 0, f"{alive} worker process(es) alive")
 
     def monitoring(self) -> dict[str, Any]:
-        data = monitoring(self.supervisor.ops)
+        data = monitoring_payload(self.queues.stats())
         data["processes"] = len(self.supervisor.children)
         return data
 
     def metrics(self) -> Metrics:
         supervisor = self.supervisor
         return {
-            **queue_metrics(supervisor.ops.stats()),
+            **queue_metrics(self.queues.stats()),
+            **worker_counters(supervisor.processed, supervisor.succeeded, supervisor.failed),
             "taskyard_worker_processes": (
                 "gauge",
                 "Child worker processes",
@@ -322,126 +351,4 @@ class _SupervisorHealth:
         }
 
 
-# -- migrate, status, health, prune, move-data -------------------------------------------------
-
-
-def run_migrate(args: argparse.Namespace) -> int:
-    backend = database_backend(args.backend)
-    applied = backend.migrate()
-    have, latest = backend.schema_status()
-    for name in applied:
-        print(f"applied {name}")
-    print(f"{backend.connector.describe()}: schema version {have} (latest {latest})")
-    return 0
-
-
-def run_status(args: argparse.Namespace) -> int:
-    print(status_report(QueueOps(database_backend(args.backend))))
-    return 0
-
-
-def add_health_arguments(parser: argparse.ArgumentParser) -> None:
-    add_backend_argument(parser)
-    parser.add_argument(
-        "--probe",
-        action="store_true",
-        help="also enqueue a probe task and wait for a worker to run it",
-    )
-    parser.add_argument("--probe-queue", default="default")
-    parser.add_argument("--probe-timeout", type=_positive_float, default=10.0)
-    parser.add_argument(
-        "--no-workers", action="store_true", help="do not require a heartbeating worker"
-    )
-
-
-def run_health(args: argparse.Namespace) -> int:
-    checks = health_check(
-        database_backend(args.backend),
-        require_workers=not args.no_workers,
-        probe_queue=args.probe_queue if args.probe else None,
-        probe_timeout=args.probe_timeout,
-    )
-    for name, ok, detail in checks:
-        print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}")
-    return 0 if all(ok for _, ok, _ in checks) else 1
-
-
-def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
-    add_backend_argument(parser)
-    parser.add_argument(
-        "--older-than",
-        type=parse_duration,
-        default=timedelta(days=14),
-        help="delete SUCCESSFUL and CANCELLED results finished longer ago than "
-        "this (e.g. 7d, 12h; default 14d)",
-    )
-    parser.add_argument(
-        "--failed-older-than",
-        type=parse_duration,
-        default=None,
-        help="also delete FAILED results older than this (default: keep them)",
-    )
-    parser.add_argument(
-        "--queue", action="append", default=None, help="only this queue (repeatable)"
-    )
-    parser.add_argument("--batch-size", type=_positive_int, default=1000)
-    parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
-
-
-def run_prune(args: argparse.Namespace) -> int:
-    ops = QueueOps(database_backend(args.backend))
-    now = utcnow()
-    plan = [(["SUCCESSFUL", "CANCELLED"], args.older_than)]
-    if args.failed_older_than is not None:
-        plan.append((["FAILED"], args.failed_older_than))
-    for statuses, age in plan:
-        n = ops.prune(now - age, statuses, args.queue, args.batch_size, args.dry_run)
-        verb = "would delete" if args.dry_run else "deleted"
-        print(f"{verb} {n} {'/'.join(statuses)} result(s) older than {age}")
-    return 0
-
-
-def add_move_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", required=True, help="database URL the tasks are in")
-    parser.add_argument("--target", required=True, help="database URL to move them to")
-    parser.add_argument("--no-destroy", action="store_true", help="copy, keep the source rows")
-    parser.add_argument("--batch-size", type=_positive_int, default=1000)
-
-
-def run_move(args: argparse.Namespace) -> int:
-    source = make_connector(args.source, parse_url(args.source)["OPTIONS"])
-    target = make_connector(args.target, parse_url(args.target)["OPTIONS"])
-    migrate(target)
-    try:
-        moved = move_data(
-            source,
-            target,
-            destroy=not args.no_destroy,
-            batch_size=args.batch_size,
-            progress=lambda n: print(f"  {n} moved", flush=True),
-        )
-    except MoveRefused as exc:
-        print(f"taskyard move-data: refused: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"moved {moved} task(s) from {source.describe()} to {target.describe()}"
-        + (" (source kept)" if args.no_destroy else "")
-    )
-    return 0
-
-
-COMMANDS = [
-    Command("worker", "run Database-backend tasks", add_worker_arguments, run_worker),
-    Command("migrate", "create or upgrade the database tables", add_backend_argument, run_migrate),
-    Command(
-        "status",
-        "counts per queue and status, oldest waiting, workers",
-        add_backend_argument,
-        run_status,
-    ),
-    Command("health", "exit 0 if the queue is healthy, 1 if not", add_health_arguments, run_health),
-    Command("prune", "delete old finished results", add_prune_arguments, run_prune),
-    Command(
-        "move-data", "move task rows from one database to another", add_move_arguments, run_move
-    ),
-]
+COMMANDS = [Command("worker", "run Database-backend tasks", add_worker_arguments, run_worker)]

@@ -5,6 +5,7 @@ Shared by the ``taskyard`` commands and the Django management commands.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import re
 from collections.abc import Callable
@@ -22,12 +23,25 @@ STATUSES = ("READY", "RUNNING", "SUCCESSFUL", "FAILED", "CANCELLED")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+DURATION_FORMS = "a number and a unit: 45s, 30m, 12h, 7d or 2w"
+
+
+class DurationError(ValueError, argparse.ArgumentTypeError):
+    """Not a duration; the message lists the accepted forms (argparse shows it as is)."""
+
+
 def parse_duration(text: str) -> timedelta:
-    """``90``, ``30s``, ``15m``, ``12h``, ``7d``, ``2w`` -> a timedelta."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", str(text))
+    """``45s``, ``30m``, ``12h``, ``7d``, ``2w`` -> a timedelta. The unit is required: a bare
+    number is refused (``--older-than 7`` might mean seconds or days)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", str(text), re.IGNORECASE)
     if not match:
-        raise ValueError(f"{text!r} is not a duration: use e.g. 90, 30s, 15m, 12h, 7d, 2w")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
+        raise DurationError(f"{text!r} is not a duration: give {DURATION_FORMS}")
+    if not match.group(2):
+        raise DurationError(
+            f"{text!r} has no unit: give {DURATION_FORMS} (for example {match.group(1)}d for "
+            f"{match.group(1)} days)"
+        )
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
 def _age(seconds: float | None) -> str:

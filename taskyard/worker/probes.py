@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskyard.backends.database.backend import DatabaseBackend
@@ -48,6 +50,25 @@ def monitoring(ops: QueueOps) -> dict[str, Any]:
 def queue_metrics(stats: Mapping[str, QueueStats]) -> Metrics:
     """Prometheus gauges of a Database backend's queues, labelled by queue name."""
     return shared_queue_metrics(stats, "FAILED results kept, per queue")
+
+
+class KnownQueues:
+    """The queues a worker's health endpoints report: its own (when it names them) and every
+    queue that has held pending or failed tasks since it started; one that empties stays, at 0,
+    so its gauges do not vanish."""
+
+    def __init__(self, ops: QueueOps, queues: Sequence[str] | None = None) -> None:
+        self.ops = ops
+        self.names: set[str] = set(queues or ())
+        self._lock = threading.Lock()
+        with contextlib.suppress(BackendUnavailable, InvalidTaskBackend):
+            self.stats()  # the queues holding tasks as the worker starts
+
+    def stats(self) -> dict[str, QueueStats]:
+        current = self.ops.stats()
+        with self._lock:
+            self.names.update(current)
+            return {name: current.get(name, QueueStats()) for name in sorted(self.names)}
 
 
 def live_workers(ops: QueueOps, lease: float = 20.0) -> list[dict[str, Any]]:
@@ -113,6 +134,7 @@ class WorkerHealth:
         self.worker = worker
         self.probe_timeout = probe_timeout
         self._probe_cache: tuple[float, bool, str] | None = None
+        self.queues = KnownQueues(worker.ops, worker.config.queues)
 
     def is_alive(self) -> bool:
         if not self.worker.can_execute():
@@ -145,7 +167,7 @@ class WorkerHealth:
         return ok, detail
 
     def monitoring(self) -> dict[str, Any]:
-        data = monitoring(self.worker.ops)
+        data = monitoring_payload(self.queues.stats())
         data["worker"] = {
             "id": self.worker.worker_id,
             "state": self.worker.state,
@@ -158,7 +180,7 @@ class WorkerHealth:
     def metrics(self) -> Mapping[str, tuple[str, str, float | Mapping[str, float]]]:
         worker = self.worker
         return {
-            **queue_metrics(worker.ops.stats()),
+            **queue_metrics(self.queues.stats()),
             "taskyard_worker_processed_total": (
                 "counter",
                 "Attempts this worker finished",

@@ -54,17 +54,18 @@ def _child_main(
     log_level: int,
 ) -> None:
     """Entry point of a child process (spawned: imports and configuration are redone)."""
-    import taskyard
+    from taskyard.config import backends
     from taskyard.worker.worker import Worker
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor coordinates Ctrl-C
-    taskyard.configure(settings)
+    # The parent resolved flags and environment already: use its settings as they are.
+    backends.configure(settings)
     modules, allowed = imports
     registry.allow_imports(allowed)
     for module in modules:
         registry.import_declared(module)
-    backend = taskyard.backends[alias]
+    backend = backends[alias]
     assert isinstance(backend, DatabaseBackend)
     worker = Worker(
         backend,
@@ -77,7 +78,7 @@ def _child_main(
         on_start=lambda result, timeout: conn.send(
             ("start", result.id, result._attempt or result.attempts, timeout)
         ),
-        on_end=lambda result: conn.send(("end", result.id)),
+        on_end=lambda result: conn.send(("end", result.id, result.status.value)),
     )
     code = worker.run()
     conn.close()
@@ -112,6 +113,7 @@ class Supervisor:
         self._finished = 0  # children that ended a --burst run: not replaced
         self._context = multiprocessing.get_context("spawn")
         self.processed = 0
+        self.succeeded = 0
         self.failed = 0
         self.loop_seen = time.monotonic()
 
@@ -193,6 +195,11 @@ class Supervisor:
                 elif message[0] == "end":
                     child.current.pop(message[1], None)
                     self.processed += 1
+                    outcome = message[2] if len(message) > 2 else None
+                    if outcome == "SUCCESSFUL":
+                        self.succeeded += 1
+                    elif outcome == "FAILED":
+                        self.failed += 1
         except (EOFError, OSError):
             pass
 
@@ -221,6 +228,10 @@ class Supervisor:
         child.process.join()
         self._receive(child)
         code = child.process.exitcode
+        if self.stopping and code == -signal.SIGTERM:
+            # The forwarded SIGTERM reached a child still starting, before its worker handled
+            # signals: it had claimed nothing, so that is a clean exit.
+            code = 0
         self.children.pop(child.process.pid, None)
         if child.current:
             self._interrupted(child, code)

@@ -348,8 +348,9 @@ def test_get_result_by_id(harness: Harness) -> None:
 def test_non_json_return_value_fails_the_task(harness: Harness) -> None:
     result = harness.wait(tasks.returns_non_json.enqueue())
     assert result.status is S.FAILED
-    assert result.errors[-1].exception_class_path == "taskyard.exceptions.InvalidTaskArguments"
-    assert "return value" in result.errors[-1].traceback
+    assert result.errors[-1].exception_class_path == "taskyard.exceptions.InvalidReturnValue"
+    assert "returned a value that cannot be stored" in result.errors[-1].traceback
+    assert "pass str" not in result.errors[-1].traceback
 
 
 def test_enqueue_many(harness: Harness) -> None:

@@ -22,7 +22,8 @@ def write_settings(tmp_path: Path) -> tuple[str, Path]:
     touched = tmp_path / "touched"
     (tmp_path / "cron_e2e_settings.py").write_text(
         "TASKS = {'default': {'BACKEND': 'taskyard.backends.database.DatabaseBackend',\n"
-        f"                     'QUEUES': [], 'OPTIONS': {{'URL': 'sqlite:///{db}'}}}}}}\n"
+        f"                     'QUEUES': [], 'OPTIONS': {{'URL': 'sqlite:///{db}',\n"
+        "                                               'AUTO_MIGRATE': True}}}\n"
         "IMPORTS = ['tests.tasks']\n"
         f"CRON = {{'touch': {{'task': 'tests.tasks.touch', 'every': 1, 'args': ['{touched}']}}}}\n"
     )

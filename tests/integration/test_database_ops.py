@@ -70,7 +70,7 @@ def test_result_retention_deletes_old_results(db_url: str) -> None:
 
 def test_move_data_from_sqlite_to_postgresql(tmp_path: Path, postgres_url: str) -> None:
     source_url = f"sqlite:///{tmp_path}/old.sqlite3"
-    taskyard.configure(url=source_url)
+    taskyard.configure(url=source_url + "?auto_migrate=true")
     waiting = tasks.add.using(priority=7, run_after=timedelta(hours=1)).enqueue(1, 2)
     done = tasks.echo.enqueue({"nested": [1, "two"]})
     burst(backends["default"])  # type: ignore[arg-type]

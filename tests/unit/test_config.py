@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +19,7 @@ from taskyard.config import backends, override, parse_url
 
 IMMEDIATE = "taskyard.backends.immediate.ImmediateBackend"
 POOL = "taskyard.backends.threadpool.ThreadPoolBackend"
+DUMMY = "taskyard.backends.dummy.DummyBackend"
 
 
 def test_configure_builds_lazily_and_replaces() -> None:
@@ -157,10 +162,59 @@ def test_environment_url_and_settings_module(monkeypatch: pytest.MonkeyPatch) ->
     assert isinstance(backends["pool"], ThreadPoolBackend)
 
 
-def test_explicit_configure_ignores_environment_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TASKYARD_URL", "dummy:")
-    taskyard.configure({"default": {"BACKEND": IMMEDIATE}})
+def test_environment_url_wins_over_configure_in_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12, item 7: `TASKYARD_URL=immediate: python app.py` runs an app that calls
+    configure(...) on the Immediate backend (environment > configure() > default)."""
+    monkeypatch.setenv("TASKYARD_URL", "immediate:")
+    taskyard.configure(
+        {
+            "default": {"BACKEND": "taskyard.backends.threadpool.ThreadPoolBackend"},
+            "inline": {"BACKEND": DUMMY},
+        }
+    )
     assert isinstance(backends["default"], ImmediateBackend)
+    assert isinstance(backends["inline"], DummyBackend)  # other aliases are the code's
+    assert "TASKYARD_URL" in backends.settings_source
+    taskyard.configure(url="threadpool:")
+    assert isinstance(backends["default"], ImmediateBackend)
+    monkeypatch.setenv("TASKYARD_SETTINGS", "tests.unit.settings_module_for_tests")
+    monkeypatch.delenv("TASKYARD_URL")
+    taskyard.configure({"default": {"BACKEND": DUMMY}})
+    assert isinstance(backends["pool"], ThreadPoolBackend)  # the module replaced the dict
+    monkeypatch.delenv("TASKYARD_SETTINGS")
+    taskyard.configure({"default": {"BACKEND": DUMMY}})
+    assert isinstance(backends["default"], DummyBackend)  # nothing in the environment
+
+
+def test_the_handler_takes_settings_as_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Integrations (the Django settings, a worker's child processes) pass settings already
+    resolved: the handler's own configure() does not read the environment over them."""
+    monkeypatch.setenv("TASKYARD_URL", "dummy:")
+    backends.configure({"default": {"BACKEND": IMMEDIATE}})
+    assert isinstance(backends["default"], ImmediateBackend)
+
+
+def test_the_app_example_of_the_readme_follows_taskyard_url(tmp_path: Path) -> None:
+    """The README's "switch backends per environment without touching code", as a user runs it:
+    a script calling configure(ThreadPool) run with TASKYARD_URL=immediate:."""
+    app = tmp_path / "app.py"
+    app.write_text(
+        "import taskyard\n"
+        "taskyard.configure({'default': {'BACKEND': "
+        "'taskyard.backends.threadpool.ThreadPoolBackend'}})\n"
+        "print(type(taskyard.task_backends['default']).__name__)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKYARD_")}
+    env.pop("PYTHONPATH", None)
+    out = subprocess.run(
+        [sys.executable, str(app)],
+        env={**env, "TASKYARD_URL": "immediate:"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip() == "ImmediateBackend"
 
 
 def test_bad_settings_module(monkeypatch: pytest.MonkeyPatch) -> None:

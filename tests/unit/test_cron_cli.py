@@ -62,6 +62,8 @@ def test_cron_with_a_bad_settings_entry(
 
 def test_pause_resume_and_status(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/cron.sqlite3"
+    assert main(["migrate", "--url", url]) == 0
+    capsys.readouterr()
     common = ["--settings", "tests.cron_settings", "--url", url]
     assert main(["cron", "--pause", "cron-tests.hourly", *common]) == 0
     assert capsys.readouterr().out.strip() == "cron-tests.hourly: paused"
@@ -89,6 +91,7 @@ def test_pause_resume_and_status(capsys: pytest.CaptureFixture[str], tmp_path: P
 
 def test_pause_an_unknown_schedule(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/cron.sqlite3"
+    assert main(["migrate", "--url", url]) == 0
     assert main(["cron", "--pause", "renamed", "--url", url]) == 2
     assert "no schedule named 'renamed'" in capsys.readouterr().err
     assert main(["cron", "--pause", "renamed", "--url", url, "--backend", "default"]) == 0

@@ -1,57 +1,30 @@
 """Every ``taskyard ...`` command line shown in the docs parses with the real parser.
 
-(The behaviour behind each is exercised by the tests of that command; this catches a doc
-that shows a flag or a command that does not exist.)
+(``tests/integration/test_docs_run.py`` runs each of them; this fast check catches a doc that
+shows a flag or a command that does not exist.)
 """
 
 from __future__ import annotations
 
-import re
-import shlex
-from pathlib import Path
-
 import pytest
 
 from taskyard.cli import build_parser
+from tests.docs_support import command_lines
 
-ROOT = Path(__file__).resolve().parents[2]
-DOCS = [
-    ROOT / "README.md",
-    *sorted((ROOT / "docs").rglob("*.md")),
-    *sorted((ROOT / "examples").rglob("README.md")),
-]
-
-
-def command_lines() -> list[tuple[str, str]]:
-    found = []
-    for path in DOCS:
-        in_block = False
-        for line in path.read_text().splitlines():
-            if line.strip().startswith("```"):
-                in_block = not in_block
-                continue
-            text = re.sub(r"^\s*\$\s*", "", line).strip()
-            text = re.sub(r"^[A-Z_]+=\S+\s+", "", text)  # VAR=value taskyard ...
-            if in_block and re.match(r"^(\S*/)?taskyard\s", text):
-                text = text.split("#", 1)[0].strip()
-                found.append(
-                    (f"{path.relative_to(ROOT)}", re.sub(r"^\S*/taskyard", "taskyard", text))
-                )
-    return found
-
-
-LINES = command_lines()
+LINES = command_lines("taskyard")
 
 
 def test_the_docs_show_commands() -> None:
-    assert len(LINES) >= 15
+    assert len(LINES) >= 30
 
 
-@pytest.mark.parametrize(("where", "line"), LINES, ids=[f"{where}:{line}" for where, line in LINES])
-def test_command_line_parses(where: str, line: str) -> None:
-    argv = shlex.split(line)[1:]
+@pytest.mark.parametrize("line", LINES, ids=[line.id for line in LINES])
+def test_command_line_parses(line: object) -> None:
+    from tests.docs_support import DocLine
+
+    assert isinstance(line, DocLine)
     try:
-        build_parser().parse_args(argv)
+        build_parser().parse_args(list(line.argv))
     except SystemExit as exc:
         if exc.code:
-            raise AssertionError(f"{where}: `{line}` does not parse") from exc
+            raise AssertionError(f"{line.id}: `{line.text}` does not parse") from exc

@@ -266,12 +266,14 @@ def test_rqworker_refuses_what_it_cannot_do(
     fake_redis_url: str, keep_signals: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["rqworker", "--url", "threadpool:"]) == 2
-    assert "not the Redis backend" in capsys.readouterr().out
+    assert "not the Redis backend" in capsys.readouterr().err
     url = f"{fake_redis_url}?connection_class=fakeredis.FakeRedis"
     assert main(["rqworker", "--url", url, "--worker-class", "pool", "--max-jobs", "3"]) == 2
-    assert "--max-jobs cannot be combined" in capsys.readouterr().out
+    assert "--max-jobs cannot be combined" in capsys.readouterr().err
     assert main(["rqworker", "--url", url, "mail:p4"]) == 2
-    assert "priority-level queue" in capsys.readouterr().out
+    assert "priority-level queue" in capsys.readouterr().err
+    assert main(["rqworker", "--url", url, "*"]) == 2
+    assert "'*' is not a queue name" in capsys.readouterr().err
 
 
 def test_health_source_counts(backend: RedisBackend) -> None:

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 
 from taskyard import InvalidTaskArguments
+from taskyard.exceptions import InvalidReturnValue
 from taskyard.tasks.serialization import normalize_arguments, normalize_return_value
 
 
@@ -54,6 +55,11 @@ def test_infinite_floats_and_non_string_keys_are_refused() -> None:
 
 def test_return_value_error_names_the_task() -> None:
     with pytest.raises(
-        InvalidTaskArguments, match="mod.task: the return value is of type builtins.set"
-    ):
+        InvalidReturnValue,
+        match="mod.task returned a value that cannot be stored: the return value is of type "
+        "builtins.set",
+    ) as caught:
         normalize_return_value({1}, "mod.task")
+    # Not reported as a bad argument ("pass str, int..."): the task must return JSON.
+    assert not isinstance(caught.value, InvalidTaskArguments)
+    assert "pass str" not in str(caught.value) and "a task must return JSON" in str(caught.value)

@@ -98,9 +98,11 @@ def test_processes_default_to_one_thread() -> None:
 
 
 def test_durations() -> None:
-    assert parse_duration("90").total_seconds() == 90
+    assert parse_duration("90s").total_seconds() == 90
     assert parse_duration("15m").total_seconds() == 900
+    assert parse_duration("12H").total_seconds() == 12 * 3600
     assert parse_duration("7d").days == 7
+    assert parse_duration("2w").days == 14
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration("soon")
 
@@ -137,6 +139,7 @@ def test_commands_on_sqlite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_move_data_between_sqlite_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = f"sqlite:///{tmp_path}/a.sqlite3"
     target = f"sqlite:///{tmp_path}/b.sqlite3"
+    assert main(["migrate", "--url", source]) == 0
     taskyard.configure(url=source)
     ids = [tasks.add.enqueue(i, 1).id for i in range(25)]
     backends.reset()
@@ -161,12 +164,12 @@ def test_interrupted_move_resumes(tmp_path: Path) -> None:
     from taskyard.worker.operations import MOVE_MARKER, move_data
 
     source_url = f"sqlite:///{tmp_path}/a.sqlite3"
-    taskyard.configure(url=source_url)
+    taskyard.configure(url=source_url + "?auto_migrate=true")
     for i in range(30):
         tasks.add.enqueue(i, 0)
     backends.reset()
     source = make_connector(source_url, {})
-    target = make_connector(f"sqlite:///{tmp_path}/b.sqlite3", {})
+    target = make_connector(f"sqlite:///{tmp_path}/b.sqlite3", {}, create=True)
     migrate(target)
 
     def crash(moved: int) -> None:
@@ -182,7 +185,7 @@ def test_interrupted_move_resumes(tmp_path: Path) -> None:
 
 
 def test_health_endpoints(tmp_path: Path) -> None:
-    taskyard.configure(url=f"sqlite:///{tmp_path}/q.sqlite3")
+    taskyard.configure(url=f"sqlite:///{tmp_path}/q.sqlite3?auto_migrate=true")
     backend = backends["default"]
     assert isinstance(backend, DatabaseBackend)
     tasks.add.enqueue(1, 1)

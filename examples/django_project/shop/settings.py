@@ -73,6 +73,15 @@ if _db.scheme.startswith("postgres"):
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": _db.path}}
 
+# A second database for the queue, as the Flagsmith processor allows (docs/django.md, "The
+# queue in another database"): `manage.py move_task_processor_data --source-db default
+# --target-db tasks` moves the task rows there. SQLite next to the project unless
+# TASKS_DATABASE_URL names another file.
+_tasks_db = urlsplit(
+    os.environ.get("TASKS_DATABASE_URL", f"sqlite:///{BASE_DIR / 'tasks.sqlite3'}")
+)
+DATABASES["tasks"] = {"ENGINE": "django.db.backends.sqlite3", "NAME": _tasks_db.path}
+
 _QUEUES = ["default", "emails"]
 if APP_ENV == "test":
     TASKS = {

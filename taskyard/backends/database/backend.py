@@ -6,13 +6,20 @@ the enqueue/result side; the worker-facing operations live in ``worker_ops.py``.
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from taskyard.backends.base import Backend, Option, not_negative, positive
-from taskyard.backends.database.connectors import Connector, dumps, make_connector
+from taskyard.backends.database.connectors import (
+    Connector,
+    SQLiteConnector,
+    dumps,
+    make_connector,
+    sqlite_path,
+)
 from taskyard.backends.database.migrate import current_version, latest_version, migrate
 from taskyard.backends.database.rows import result_from_row, task_overrides
 from taskyard.exceptions import (
@@ -73,13 +80,15 @@ class DatabaseBackend(Backend):
     supports_limit = True
     supports_qualifiers = True
     supports_cancel = True
+    requires_importable_tasks = True
 
     options_schema = {
         "URL": Option(str, "sqlite:///taskyard.sqlite3", "sqlite:///file.db or postgresql://..."),
         "AUTO_MIGRATE": Option(
             (bool, type(None)),
             None,
-            "apply the schema on first use (default: on for SQLite, off for PostgreSQL)",
+            "apply the schema on first use (default: on for SQLite, off for PostgreSQL); "
+            "True also lets the first use create a missing SQLite file",
         ),
         "BUSY_TIMEOUT": Option(float, 10.0, "SQLite: seconds to wait for a lock", positive),
         "SYNCHRONOUS": Option(
@@ -130,6 +139,8 @@ class DatabaseBackend(Backend):
         self.url: str = self.options.get("URL", "")
         self._connector: Connector | None = None
         self._schema_checked = False
+        self._create: bool | None = None  # None: may_create() decides
+        self._read_only = False
         self._lock = threading.Lock()
         self._static: dict[int, tuple[Task[Any, Any], dict[str, Any]]] = {}
 
@@ -142,7 +153,9 @@ class DatabaseBackend(Backend):
         if connector is None:
             with self._lock:
                 if self._connector is None:
-                    self._connector = make_connector(self.url, self.options)
+                    self._connector = make_connector(
+                        self.url, self.options, create=self.may_create()
+                    )
                 connector = self._connector
         if not self._schema_checked:
             self._check_schema(connector)
@@ -156,12 +169,42 @@ class DatabaseBackend(Backend):
         auto = self.options["AUTO_MIGRATE"]
         if auto is None:
             auto = connector.dialect == "sqlite"
-        if auto:
+        if auto and not self._read_only:
             migrate(connector)
         self._schema_checked = True
 
+    # -- who may create a SQLite file ------------------------------------------------------------
+
+    def may_create(self) -> bool:
+        """May this backend create its missing SQLite file? Only when told to
+        (``allow_create()``: ``taskyard migrate``, ``taskyard worker --create``), with an
+        explicit ``AUTO_MIGRATE: True``, or for the embedded default ``./taskyard.sqlite3``.
+        A missing directory is never created."""
+        if self._create is not None:
+            return self._create
+        if self.options["AUTO_MIGRATE"] is True:
+            return True
+        return is_embedded_default(self.url)
+
+    def allow_create(self) -> None:
+        """Let this backend create its missing SQLite file (not its directory)."""
+        self._create = True
+        if isinstance(self._connector, SQLiteConnector):
+            self._connector.create = True
+
+    def open_existing(self) -> None:
+        """Never create a SQLite file nor apply the schema: for ``status``, ``show``, ``list``,
+        ``health`` and ``check``, which name a missing database instead."""
+        self._create = False
+        self._read_only = True
+        if isinstance(self._connector, SQLiteConnector):
+            self._connector.create = False
+
     def migrate(self) -> list[str]:
-        """Apply the schema files not applied yet; return their names."""
+        """Apply the schema files not applied yet (creating a missing SQLite file, never its
+        directory); return their names."""
+        self.allow_create()
+        self._schema_checked = True  # applied here, not by the first use's AUTO_MIGRATE
         return migrate(self.connector)
 
     def schema_status(self) -> tuple[int, int]:
@@ -429,6 +472,16 @@ class DatabaseBackend(Backend):
     def delete(self, result_id: str) -> bool:
         """Delete a task row that is not running."""
         return bool(self.connector.run("delete_task", {"id": _checked_id(result_id)}))
+
+
+def is_embedded_default(url: str) -> bool:
+    """Is ``url`` the embedded default, ``taskyard.sqlite3`` in the current directory?"""
+    if not url.lower().startswith("sqlite:"):
+        return False
+    try:
+        return os.path.normpath(sqlite_path(url)) == "taskyard.sqlite3"
+    except InvalidTaskBackend:
+        return False
 
 
 def _checked_id(value: str) -> str:

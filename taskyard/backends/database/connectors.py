@@ -24,8 +24,14 @@ from functools import cache
 from importlib import resources
 from typing import Any
 from urllib.parse import unquote, urlsplit
+from urllib.request import pathname2url
 
-from taskyard.exceptions import BackendUnavailable, CorruptTask, InvalidTaskBackend
+from taskyard.exceptions import (
+    BackendMissing,
+    BackendUnavailable,
+    CorruptTask,
+    InvalidTaskBackend,
+)
 from taskyard.tasks.deadlines import DEADLINES
 
 logger = logging.getLogger("taskyard.backends.database")
@@ -35,16 +41,21 @@ Row = dict[str, Any]
 _NAME = re.compile(r"^-- name: (\S+)\s*$", re.MULTILINE)
 
 
+#: Files of named queries in ``sql/<dialect>/`` (the numbered files are the schema).
+QUERY_FILES = ("queries.sql", "inspect.sql")
+
+
 @cache
 def load_queries(dialect: str) -> dict[str, str]:
-    """The named queries of ``sql/<dialect>/queries.sql``."""
-    text = (
-        resources.files("taskyard.backends.database")
-        .joinpath("sql", dialect, "queries.sql")
-        .read_text()
-    )
-    parts = _NAME.split(text)
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    """The named queries of ``sql/<dialect>/queries.sql`` and ``inspect.sql``."""
+    folder = resources.files("taskyard.backends.database").joinpath("sql", dialect)
+    out: dict[str, str] = {}
+    for file_name in QUERY_FILES:
+        parts = _NAME.split(folder.joinpath(file_name).read_text())
+        out.update(
+            (name, body.strip()) for name, body in zip(parts[1::2], parts[2::2], strict=True)
+        )
+    return out
 
 
 def schema_files(dialect: str) -> list[tuple[int, str, str]]:
@@ -227,23 +238,44 @@ def sqlite_path(url: str) -> str:
 
 
 class SQLiteConnector(Connector):
-    dialect = "sqlite"
+    """A SQLite file. It opens an existing file only, unless ``create`` is true (then it may
+    create the file, never its directory): see ``_connect``."""
 
-    def __init__(self, url: str, options: Mapping[str, Any]) -> None:
+    dialect = "sqlite"
+    #: may a missing file be created? (``taskyard migrate``, ``worker --create``...)
+    create = False
+
+    def __init__(self, url: str, options: Mapping[str, Any], create: bool = False) -> None:
         super().__init__(url, options)
         self.path = sqlite_path(url)
+        self.create = create
         self._busy_timeout = float(options.get("BUSY_TIMEOUT", 10.0))
         self._synchronous = str(options.get("SYNCHRONOUS", "NORMAL"))
 
     def _connect(self) -> sqlite3.Connection:
-        directory = os.path.dirname(os.path.abspath(self.path))
+        path = os.path.abspath(self.path)
+        directory = os.path.dirname(path)
+        if not os.path.isdir(directory):
+            raise BackendMissing(
+                f"SQLite database {path}: the directory {directory} does not exist (taskyard "
+                "never creates directories: check the path, or create the directory)"
+            )
+        if not self.create and not os.path.exists(path):
+            raise BackendMissing(
+                f"SQLite database {path} does not exist: check the path, or create it with "
+                f"`taskyard migrate --url {self.url}`"
+            )
+        mode = "rwc" if self.create else "rw"
         try:
-            os.makedirs(directory, exist_ok=True)
-        except OSError as exc:
-            raise BackendUnavailable(f"SQLite database {self.path}: {exc}") from exc
-        conn = sqlite3.connect(
-            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-        )
+            conn = sqlite3.connect(
+                f"file:{pathname2url(path)}?mode={mode}",
+                uri=True,
+                timeout=self._busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(f"SQLite database {path}: {exc}") from exc
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             self._enable_wal(conn)
@@ -551,10 +583,11 @@ class PostgresConnector(Connector):
         self.close_listener()
 
 
-def make_connector(url: str, options: Mapping[str, Any]) -> Connector:
+def make_connector(url: str, options: Mapping[str, Any], create: bool = False) -> Connector:
+    """A connector for ``url``; ``create`` lets a SQLite connector create a missing file."""
     scheme = urlsplit(url).scheme.lower()
     if scheme == "sqlite":
-        return SQLiteConnector(url, options)
+        return SQLiteConnector(url, options, create)
     if scheme in ("postgres", "postgresql"):
         return PostgresConnector(url, options)
     raise InvalidTaskBackend(

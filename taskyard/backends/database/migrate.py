@@ -50,7 +50,7 @@ def _migrate(connector: Connector, target: int | None) -> list[str]:
                 # the advisory lock): another process may have applied it meanwhile.
                 if current_version(connector) >= number:
                     continue
-                logger.info("applying %s to %s", name, connector.describe())
+                logger.debug("applying %s to %s", name, connector.describe())
                 connector.run_script(sql)
                 connector.run("meta_set", {"key": VERSION_KEY, "value": str(number)})
             applied.append(name)

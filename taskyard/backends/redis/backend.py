@@ -68,6 +68,7 @@ class RedisBackend(Backend):
     supports_depends_on = True
     supports_limit = True
     supports_cancel = True
+    requires_importable_tasks = True
 
     options_schema = {
         "URL": Option((str, NoneType), None, "redis:// or rediss:// URL; wins over HOST etc."),

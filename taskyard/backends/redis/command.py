@@ -32,7 +32,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="QUEUE",
         help="queue names, in order of precedence after priority (default: the backend's QUEUES)",
     )
-    parser.add_argument("--backend", default="default", help="alias of the Redis backend")
+    parser.add_argument(
+        "--backend", default="default", metavar="ALIAS", help="alias of the Redis backend"
+    )
     parser.add_argument(
         "--worker-class",
         choices=["forking", "simple", "pool"],
@@ -76,11 +78,15 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also run plain rq jobs found in these queues (default: only taskyard tasks)",
     )
+    from taskyard.worker.startup import add_connect_arguments
+
+    add_connect_arguments(parser)
 
 
 def _fail(message: str) -> int:
-    print(f"taskyard rqworker: {message}", flush=True)
-    return 2
+    from taskyard.command import CommandError
+
+    raise CommandError(message)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -100,10 +106,15 @@ def _run(args: argparse.Namespace) -> int:
     queues = list(args.queues) or list(backends.settings()[args.backend]["QUEUES"]) or ["default"]
     for queue in queues:
         problem = bad_queue_name(queue)
+        if queue.strip() == "*":
+            problem = "'*' is not a queue name: rq workers listen to named queues; name them"
         if problem:
             return _fail(problem)
     if args.worker_class == "pool" and args.max_jobs is not None:
         return _fail("--max-jobs cannot be combined with --worker-class pool")
+    from taskyard.worker.startup import reach_backend
+
+    reach_backend(backend, args.connect_retries)
     job_class = Job if args.allow_rq_jobs else TaskyardJob
     base = WORKER_CLASSES["simple" if args.worker_class == "simple" else "forking"]
     worker_class: Any = type(
@@ -145,12 +156,15 @@ def _run_pool(
         serializer=JSONSerializer,
         job_class=job_class,
     )
+    from taskyard.backends.redis.counters import WorkerCounters
+
     source = RQHealth(
         client,
         queues,
         alive=lambda: pool.status == WorkerPool.Status.STARTED,
         stopping=lambda: pool.status == WorkerPool.Status.STOPPED,
         processes=lambda: pool.number_of_active_workers,
+        counters=WorkerCounters(client, lambda: list(pool.worker_dict)).read,
     )
     server = _health_server(args, source)
     try:
@@ -191,6 +205,7 @@ class _Supervisor:
     def run(self) -> int:
         from redis.exceptions import ConnectionError, TimeoutError
 
+        from taskyard.backends.redis.counters import WorkerCounters
         from taskyard.backends.redis.health import RQHealth
         from taskyard.backends.redis.serializer import JSONSerializer
 
@@ -199,6 +214,7 @@ class _Supervisor:
             self.queues,
             alive=self.running.is_set,
             stopping=self._stop_requested,
+            counters=WorkerCounters(self.client, lambda: [self.name]).read,
         )
         server = _health_server(self.args, source)
         backoff = 1.0

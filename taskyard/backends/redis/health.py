@@ -74,8 +74,10 @@ class RQHealth:
         alive: Callable[[], bool],
         stopping: Callable[[], bool],
         processes: Callable[[], int] = lambda: 1,
+        counters: Callable[[], tuple[int, int]] | None = None,
     ) -> None:
         self.client = client
+        self._counters = counters
         self.bases = list(bases)
         self._alive = alive
         self._stopping = stopping
@@ -102,7 +104,25 @@ class RQHealth:
 
     def metrics(self) -> Metrics:
         stats = queue_stats(self.client, self.bases)
-        return {
+        metrics: Metrics = {
             **queue_metrics(stats, "Jobs in rq's failed registries, per queue"),
             "taskyard_worker_processes": ("gauge", "Worker processes", float(self._processes())),
         }
+        if self._counters is not None:
+            succeeded, failed = self._counters()
+            metrics["taskyard_worker_processed_total"] = (
+                "counter",
+                "Jobs (attempts) this worker finished",
+                float(succeeded + failed),
+            )
+            metrics["taskyard_worker_succeeded_total"] = (
+                "counter",
+                "Jobs (attempts) that succeeded",
+                float(succeeded),
+            )
+            metrics["taskyard_worker_failed_total"] = (
+                "counter",
+                "Jobs (attempts) that failed, as rq counts them",
+                float(failed),
+            )
+        return metrics

@@ -94,8 +94,12 @@ class Command(BaseCommand):
         self._run(namespace)
 
     def _run(self, namespace: argparse.Namespace) -> None:
+        from taskyard.command import CommandError as TaskyardCommandError
         from taskyard.worker.commands import run_worker
 
-        code = run_worker(namespace)
+        try:
+            code = run_worker(namespace)
+        except TaskyardCommandError as exc:
+            raise CommandError(str(exc), returncode=exc.code) from None
         if code:
             raise CommandError(f"worker exited with status {code}", returncode=code)

@@ -337,7 +337,7 @@ def test_sqlite_enqueue_waits_for_a_held_lock_once(tmp_path: Path) -> None:
         {
             "default": {
                 "BACKEND": "taskyard.backends.database.DatabaseBackend",
-                "OPTIONS": {"URL": url, "BUSY_TIMEOUT": 1.0},
+                "OPTIONS": {"URL": url, "BUSY_TIMEOUT": 1.0, "AUTO_MIGRATE": True},
             }
         }
     )

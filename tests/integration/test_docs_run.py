@@ -5,7 +5,8 @@ A page's lines run in order, as a reader following it would, in one directory:
 
 - ``README.md``, ``docs/quickstart.md``: the first-task block runs with bash in an empty folder
   holding the page's ``tasks.py`` and ``enqueue.py``;
-- ``docs/settings.md``, ``docs/cron.md``, the Redis pages: the repository root (their examples
+- ``docs/settings.md``, ``docs/cron.md``, ``docs/async.md``, the Redis pages: the repository
+  root (their examples
   name this repository's modules), mirrored in a temporary folder so databases land there;
 - ``docs/workers.md``: a project folder (the README's ``tasks.py``);
 - ``docs/deployment.md``: ``/srv/app`` as a temporary folder with an ``app`` package, with the
@@ -47,6 +48,7 @@ PLACES = {
     "docs/quickstart.md": "first-task",
     "docs/settings.md": "repository",
     "docs/cron.md": "repository",
+    "docs/async.md": "repository",
     "docs/backends/redis.md": "repository",
     "examples/redis_rq/README.md": "repository",
     "docs/workers.md": "project",
@@ -238,7 +240,7 @@ def test_first_task_pages(name: str, tmp_path: Path) -> None:
 
 def test_repository_pages(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     cwd = mirror_repository(tmp_path / "repo")
-    for name in ("docs/settings.md", "docs/cron.md"):
+    for name in ("docs/settings.md", "docs/cron.md", "docs/async.md"):
         page = Page(name, cwd, tmp_path, user_env())
         outputs = [page.run(line) for line in page.lines()]
         assert outputs, name

@@ -434,6 +434,20 @@ class DatabaseBackend(Backend):
         except sqlite3.Error as exc:
             raise c._translate(exc) from exc  # type: ignore[attr-defined]
 
+    async def aenqueue(
+        self, task: Task[Any, Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> TaskResult[Any]:
+        """``enqueue()`` from an event loop: on PostgreSQL without a thread hop (an async
+        connection); a task with ``depends_on`` or ``limit`` (a transaction) and SQLite go
+        through a worker thread."""
+        if task.depends_on is not None or task.limit is not None:
+            return await super().aenqueue(task, args, kwargs)
+        self.validate_task(task)
+        result = self.new_result(task, args, kwargs)
+        await self.connector.arun("insert", self._insert_params(task, result))
+        announce_enqueued(type(self), result)
+        return result
+
     # -- results --------------------------------------------------------------------------------
 
     def get_result(self, result_id: str) -> TaskResult[Any]:
@@ -441,6 +455,15 @@ class DatabaseBackend(Backend):
         if not rows:
             raise TaskResultDoesNotExist(f"no result {result_id!r} in backend {self.alias!r}")
         return result_from_row(rows[0], self.connector, self)
+
+    async def aget_result(self, result_id: str) -> TaskResult[Any]:
+        rows = await self.connector.arun("get", {"id": _checked_id(result_id)})
+        if not rows:
+            raise TaskResultDoesNotExist(f"no result {result_id!r} in backend {self.alias!r}")
+        return result_from_row(rows[0], self.connector, self)
+
+    async def arefresh_result(self, result: TaskResult[Any]) -> None:
+        result._copy_from(await self.aget_result(result.id))
 
     def cancel(self, result: TaskResult[Any]) -> bool:
         c = self.connector

@@ -22,7 +22,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote, urlsplit
 from urllib.request import pathname2url
 
@@ -33,6 +33,9 @@ from taskyard.exceptions import (
     InvalidTaskBackend,
 )
 from taskyard.tasks.deadlines import DEADLINES
+
+if TYPE_CHECKING:
+    from taskyard.backends.database.aio import AsyncPostgres
 
 logger = logging.getLogger("taskyard.backends.database")
 
@@ -75,6 +78,17 @@ _COMMENT = re.compile(r"--[^\n]*")
 def split_statements(sql: str) -> list[str]:
     """The statements of a schema or maintenance script (no semicolons inside statements)."""
     return [part.strip() for part in _COMMENT.sub("", sql).split(";") if part.strip()]
+
+
+def shut_down(conn: Any) -> None:
+    """Shut a psycopg connection's socket down: a call blocked reading from it fails at once
+    (how a round trip is bounded when the server does not answer)."""
+    with suppress(Exception):
+        dup = socket.socket(fileno=os.dup(conn.pgconn.socket))
+        try:
+            dup.shutdown(socket.SHUT_RDWR)
+        finally:
+            dup.close()
 
 
 class NoAnswer(BackendUnavailable):
@@ -174,6 +188,13 @@ class Connector(ABC):
     def unbounded(self) -> Iterator[None]:
         """Inside the block, this thread's statements have no time limit (migrations)."""
         yield
+
+    async def arun(self, name: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        """``run()`` from an event loop. Here on a worker thread; PostgreSQL overrides it with
+        an async connection (no thread hop)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.run, name, params)
 
     @contextmanager
     def write(self) -> Iterator[None]:
@@ -415,14 +436,16 @@ class PostgresConnector(Connector):
     retries_stale_connections = True
     single_statements_atomic = True
 
-    KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
-                  "keepalives_count": 3}  # fmt: skip
+    KEEPALIVES: ClassVar[dict[str, Any]] = {
+        "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3
+    }  # fmt: skip
     CLIENT_MARGIN = 2.0
 
     def __init__(self, url: str, options: Mapping[str, Any]) -> None:
         super().__init__(url, options)
         self._connect_timeout = int(options.get("CONNECT_TIMEOUT", 5))
         self._statement_timeout = float(options.get("STATEMENT_TIMEOUT", 10.0))
+        self._async: AsyncPostgres | None = None
         self._listen_conn: Any = None
         self._listen_owner: int | None = None
 
@@ -430,6 +453,13 @@ class PostgresConnector(Connector):
     def io_timeout(self) -> float:
         """Seconds a round trip may take before the server counts as not answering."""
         return self._statement_timeout + self.CLIENT_MARGIN
+
+    async def arun(self, name: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        if self._async is None:
+            from taskyard.backends.database.aio import AsyncPostgres
+
+            self._async = AsyncPostgres(self)
+        return await self._async.run(name, params)
 
     def _connect(self) -> Any:
         psycopg = _psycopg()
@@ -461,12 +491,7 @@ class PostgresConnector(Connector):
 
         def expire() -> None:
             fired.append(True)
-            with suppress(Exception):
-                dup = socket.socket(fileno=os.dup(conn.pgconn.socket))
-                try:
-                    dup.shutdown(socket.SHUT_RDWR)
-                finally:
-                    dup.close()
+            shut_down(conn)
 
         token = DEADLINES.schedule(self.io_timeout, expire)
         try:

@@ -94,6 +94,14 @@ class DjangoConnection:
         """Django owns the connection and its settings (timeouts included)."""
         yield
 
+    async def arun(self, name: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        """Django's connections are sync: run on Django's thread for sync code, as its async
+        ORM does (``sync_to_async``, thread-sensitive)."""
+        from asgiref.sync import sync_to_async
+
+        rows: list[Row] = await sync_to_async(self.run, thread_sensitive=True)(name, params)
+        return rows
+
     def thread_done(self) -> None:
         conn = self.django()
         if not conn.in_atomic_block:

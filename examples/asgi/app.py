@@ -38,7 +38,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     """The ASGI application (HTTP only; lifespan events are acknowledged)."""
     if scope["type"] == "lifespan":
-        while (message := await receive())["type"] != "lifespan.shutdown":
+        while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return

@@ -150,4 +150,4 @@ def test_many_concurrent_requests_share_one_event_loop(
     started = time.monotonic()
     replies = asyncio.run(main())
     assert all(status == 200 for status, _ in replies)
-    assert time.monotonic() - started < 15  # 50 × 0.2 s one after the other would be 10 s+
+    assert time.monotonic() - started < 15  # 50 waits of 0.2 s one after the other: 10 s+

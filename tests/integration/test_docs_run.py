@@ -6,8 +6,8 @@ A page's lines run in order, as a reader following it would, in one directory:
 - ``README.md``, ``docs/quickstart.md``: the first-task block runs with bash in an empty folder
   holding the page's ``tasks.py`` and ``enqueue.py``;
 - ``docs/settings.md``, ``docs/cron.md``, ``docs/async.md``, the Redis pages: the repository
-  root (their examples
-  name this repository's modules), mirrored in a temporary folder so databases land there;
+  root (their examples name this repository's modules), mirrored in a temporary folder so
+  databases land there;
 - ``docs/workers.md``: a project folder (the README's ``tasks.py``);
 - ``docs/deployment.md``: ``/srv/app`` as a temporary folder with an ``app`` package, with the
   unit file's ``TASKYARD_URL``;

@@ -42,7 +42,20 @@ class BackendUnavailable(TaskyardError):
 
 
 class WorkerLost(TaskyardError):
-    """Recorded as the error of an attempt whose worker died or stopped renewing its lease."""
+    """Recorded as the error of an attempt whose worker died, was shut down or stopped renewing
+    its lease before the attempt ended (an *interrupted* attempt, re-run whatever ``retries``
+    says up to the backend's bound on interruptions); and the error of a task that was
+    interrupted more often than that bound."""
+
+
+class WorkerInterrupted(SystemExit):
+    """Raised inside a running task when its worker stops it for a shutdown (a cold shutdown,
+    or a warm one past its timeout).
+
+    The attempt is *interrupted*, not failed: the worker hands the task back to run again. It
+    derives from ``SystemExit`` because the worker is exiting; a task's ``except Exception:``
+    does not catch it.
+    """
 
 
 class TaskTimeout(BaseException):
@@ -68,5 +81,6 @@ __all__ = [
     "TaskResultMismatch",
     "TaskTimeout",
     "TaskyardError",
+    "WorkerInterrupted",
     "WorkerLost",
 ]

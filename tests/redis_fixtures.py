@@ -93,7 +93,7 @@ def configure_redis(url: str, queues: list[str] | None = None, **options: Any) -
 
 def burst(backend: Any, queues: list[str] | None = None, rounds: int = 1, **attrs: Any) -> None:
     """Run what is due with taskyard's in-process rq worker (a reaper pass first)."""
-    from taskyard.backends.redis.maintenance import reap
+    from taskyard.backends.redis.recovery import reap_leases as reap
 
     cls = type("Worker", (HarnessWorker,), attrs) if attrs else HarnessWorker
     for _ in range(rounds):

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from taskyard.exceptions import TaskCancelled, TaskTimeout
+from taskyard.exceptions import TaskCancelled, TaskTimeout, WorkerInterrupted
 from taskyard.tasks.context import IN_MEMORY, AttemptControl, TaskContext
 from taskyard.tasks.hooks import announce_finished, announce_retry, announce_started
 from taskyard.tasks.results import TaskError, TaskResultStatus
@@ -127,8 +127,8 @@ def execute(
     try:
         value = invoke(task.func, args, result._kwargs, task.timeout, task.is_async)
         value = normalize_return_value(value, task.module_path)
-    except KeyboardInterrupt:
-        raise
+    except (KeyboardInterrupt, WorkerInterrupted):
+        raise  # the worker is stopping: the attempt is interrupted, not failed
     except BaseException as exc:
         return record_failure(task, result, exc, cancel_requested=control.is_cancelled(result))
     result._return_value = value
@@ -150,13 +150,28 @@ def record_failure(
         result._status = CANCELLED
         result._finished_at = utcnow()
         return Outcome(CANCELLED, exception=exc)
-    if result.attempts <= task.retries and isinstance(exc, task.retry_on):
+    if result.attempts - interruptions(result) <= task.retries and isinstance(exc, task.retry_on):
         delay = backoff_delay(task, result.attempts)
         result._status = READY
         return Outcome(READY, utcnow() + timedelta(seconds=delay), delay, exc)
     result._status = FAILED
     result._finished_at = utcnow()
     return Outcome(FAILED, exception=exc)
+
+
+INTERRUPTED_ERRORS = frozenset(
+    {"taskyard.exceptions.WorkerLost", "taskyard.backends.redis.record.WorkerLost"}
+)
+"""Error class paths that record an *interrupted* attempt (its worker died or was shut down)."""
+
+
+def interruptions(result: TaskResult[Any]) -> int:
+    """How many attempts of ``result`` were interrupted by their worker's death or shutdown.
+
+    Each is recorded as a ``WorkerLost`` error. Interrupted attempts count as attempts (they
+    began) but not against ``retries``: only failures use up retries.
+    """
+    return sum(1 for e in result._errors if e.exception_class_path in INTERRUPTED_ERRORS)
 
 
 def fail_without_running(result: TaskResult[Any], exc: BaseException) -> None:

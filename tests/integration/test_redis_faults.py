@@ -81,22 +81,27 @@ def test_a_worker_killed_mid_task_is_retried_within_the_lease_bound(
     )
     assert result.status is S.SUCCESSFUL and result.return_value == 2
     assert result.worker_ids == ["victim", "rescuer"]
-    assert result.errors[0].exception_class_path == "taskyard.backends.redis.record.WorkerLost"
+    assert result.errors[0].exception_class_path == "taskyard.exceptions.WorkerLost"
     assert took <= lease + reap + 1.0
 
 
-def test_a_work_horse_that_dies_is_retried_at_once_then_fails(
+def test_a_work_horse_that_dies_is_an_interruption_rerun_at_once_then_failed_past_the_bound(
     backend: RedisBackend, redis_url: str, rq_processes: list[RQWorkerProcess], tmp_path: Path
 ) -> None:
     worker = RQWorkerProcess.rqworker(redis_url, "--reap-interval", str(REAP), log=tmp_path / "w")
     rq_processes.append(worker)
+    started = time.monotonic()
     poisoned = tasks.poison.enqueue()  # os._exit(13) in the work horse; retries=1
     after = tasks.add.enqueue(1, 1)
     poisoned.wait(30)
-    assert poisoned.status is S.FAILED and poisoned.attempts == 2
-    assert {e.exception_class_path for e in poisoned.errors} == {
-        "taskyard.backends.redis.record.WorkerLost"
-    }
+    # interrupted attempts are run again whatever retries says, MAX_INTERRUPTIONS (3) times:
+    # the fourth interruption fails it (a task that kills its worker is a poison pill)
+    assert poisoned.status is S.FAILED and poisoned.attempts == 4
+    assert [e.exception_class_path for e in poisoned.errors] == [
+        "taskyard.exceptions.WorkerLost"
+    ] * 4
+    assert "more than MAX_INTERRUPTIONS (3)" in poisoned.errors[-1].traceback
+    assert time.monotonic() - started < LEASE * 3  # handed back at once, not after a lease
     assert after.wait(30).return_value == 2  # the worker survived
     assert worker.proc.poll() is None
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from taskyard.backends.redis.keys import as_str
-from taskyard.backends.redis.worker import expand_levels
+from taskyard.backends.redis.levels import expand_levels
 from taskyard.worker.health import Metrics, QueueStats, monitoring_payload, queue_metrics
 
 

@@ -189,3 +189,8 @@ def enqueue_dependent_on_self(context: TaskContext) -> str:
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return "enqueued"
+
+
+def record_callback(*args: object) -> None:
+    """A plain function in a task module, used as an rq callback: records that it was called."""
+    RUN_LOG.append("callback")

@@ -28,7 +28,7 @@ from rq.exceptions import DequeueTimeout
 from rq.queue import Queue
 
 from taskyard.backends.redis.keys import INTERMEDIATE_SUFFIX, as_str, split_level_queue
-from taskyard.backends.redis.quarantine import quarantine
+from taskyard.backends.redis.quarantine import describe, quarantine
 from taskyard.backends.redis.scripts import script
 
 logger = logging.getLogger("taskyard.backends.redis")
@@ -73,7 +73,8 @@ class TaskyardQueue(Queue):
                     death_penalty_class=death_penalty_class,
                 )
             except Exception as exc:  # the hash cannot be read: this job only fails
-                quarantine(connection, job_id, f"job {job_id}: stored data cannot be read ({exc})")
+                why = f"job {job_id}: stored data cannot be read ({describe(exc)})"
+                quarantine(connection, job_id, why)
                 continue
             if found is None:  # gone meanwhile: drop it from the intermediate list
                 connection.lrem(queue_key + INTERMEDIATE_SUFFIX, 0, job_id)

@@ -83,6 +83,13 @@ def quarantine(client: Any, job_id: str, why: str) -> bool:
     return True
 
 
+def describe(exc: BaseException) -> str:
+    """``Type: message`` of ``exc`` and of the error that caused it (rq wraps its own)."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    cause = exc.__cause__
+    return f"{text} ({describe(cause)})" if cause is not None else text
+
+
 def quarantined_count(client: Any) -> int:
     """Jobs set aside in the last week because their data could not be read."""
     return int(client.zcount(QUARANTINE_KEY, time.time() - QUARANTINE_KEEP, "+inf"))
@@ -94,4 +101,4 @@ def _rq_now() -> str:
     return str(utcformat(now()))
 
 
-__all__ = ["QUARANTINE_KEEP", "CorruptJob", "quarantine", "quarantined_count"]
+__all__ = ["QUARANTINE_KEEP", "CorruptJob", "describe", "quarantine", "quarantined_count"]

@@ -222,21 +222,26 @@ def result_from_hash(
     raw = fields_.get(b"data")
     if not raw:
         raise TaskResultDoesNotExist(f"no result {job_id!r} in backend {alias!r}")
+    damaged: list[str] = []
     try:
         func_name, call = decode_call(raw)
         module_path, args, kwargs, options = call
-    except (ValueError, TypeError) as exc:
-        raise TaskResultDoesNotExist(
-            f"rq job {job_id!r} in backend {alias!r} is not a taskyard task "
-            f"(its data cannot be read: {exc})"
-        ) from None
+    except (ValueError, TypeError, zlib.error) as exc:
+        if F_STATUS.encode() not in fields_:
+            raise TaskResultDoesNotExist(
+                f"rq job {job_id!r} in backend {alias!r} is not a taskyard task "
+                f"(its data cannot be read: {exc})"
+            ) from None
+        # a taskyard task whose call data was damaged: still readable, with what is left
+        func_name, module_path, args, kwargs, options = RUN_JOB, "<unreadable>", [], {}, {}
+        damaged.append(f"its call data cannot be read ({exc})")
     if func_name != RUN_JOB:
         raise TaskResultDoesNotExist(
             f"rq job {job_id!r} in backend {alias!r} runs {func_name}, not a taskyard task"
         )
     try:
         task = task_from_options(module_path, options)
-    except InvalidTask:
+    except (InvalidTask, ValueError, TypeError):
         task = registry.placeholder(module_path)
     rq_status = as_str(fields_.get(b"status"))
     own_status = as_str(fields_.get(F_STATUS.encode()))
@@ -250,7 +255,6 @@ def result_from_hash(
         backend=alias,
         backend_obj=backend,
     )
-    damaged: list[str] = []
     try:
         apply_record(result, load_record(fields_.get(F_RECORD.encode())))
     except (ValueError, TypeError, AttributeError) as exc:

@@ -37,7 +37,7 @@ from taskyard.backends.redis.keys import (
     LEASES_KEY,
     as_str,
 )
-from taskyard.backends.redis.quarantine import CorruptJob, quarantine
+from taskyard.backends.redis.quarantine import CorruptJob, describe, quarantine
 from taskyard.backends.redis.record import FINISHED_NAMES
 from taskyard.backends.redis.serializer import JSONSerializer
 from taskyard.backends.redis.settle import finalize, hand_back, interrupt
@@ -62,7 +62,8 @@ def reap_leases(client: Any, now: float | None = None, batch: int = 100) -> list
             if interrupt(client, job_id, int(attempt or 0), "its lease ran out"):
                 acted.append(job_id)
         except (CorruptJob, ValueError) as exc:
-            quarantine(client, job_id, f"job {job_id}: stored data cannot be read ({exc})")
+            why = f"job {job_id}: stored data cannot be read ({describe(exc)})"
+            quarantine(client, job_id, why)
             acted.append(job_id)
         except Exception:
             logger.exception("reaping job %s failed; will try again", job_id)
@@ -99,8 +100,13 @@ class Recovery:
         return acted
 
     def _uptime(self) -> float:
-        info = self.client.info("server")
-        return float(info.get("uptime_in_seconds", 1e9)) if isinstance(info, dict) else 1e9
+        from redis.exceptions import ResponseError
+
+        try:
+            info = self.client.info("server")
+        except ResponseError:  # a server without INFO (fakeredis): its uptime is unknown
+            return float("inf")
+        return float(info.get("uptime_in_seconds", "inf")) if isinstance(info, dict) else 1e9
 
     # -- the registries ---------------------------------------------------------------------
 

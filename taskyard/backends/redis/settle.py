@@ -38,10 +38,11 @@ from taskyard.backends.redis.keys import (
     INTERMEDIATE_SUFFIX,
     LEASES_KEY,
     MAX_HANDBACKS,
+    RUN_JOB,
     as_str,
     limit_key,
 )
-from taskyard.backends.redis.quarantine import CorruptJob
+from taskyard.backends.redis.quarantine import CorruptJob, describe
 from taskyard.backends.redis.record import FINISHED_NAMES, decode_call, load_record
 from taskyard.backends.redis.serializer import JSONSerializer
 from taskyard.exceptions import InvalidTask, TaskTimeout, WorkerLost
@@ -64,6 +65,13 @@ class Seen:
     record: dict[str, Any]
     module_path: str
     options: dict[str, Any]
+    func_name: str | None = None
+    started_entries: tuple[bytes, ...] = ()
+
+    @property
+    def ours(self) -> bool:
+        """A taskyard task (written by taskyard, or naming its ``run_job``)."""
+        return self.status is not None or self.func_name == RUN_JOB
 
     @property
     def max_interruptions(self) -> int:
@@ -101,9 +109,17 @@ def _read(pipe: Any, client: Any, job_id: str) -> Seen | None:
             raise ValueError("its arguments are not taskyard's (path, args, kwargs, options)")
         job = Job.fetch(job_id, connection=client, serializer=JSONSerializer)
     except Exception as exc:
-        raise CorruptJob(f"job {job_id}: stored data cannot be read ({exc})") from exc
-    del func_name
-    return Seen(job, as_str(rq_raw), as_str(status_raw), attempt, record, module_path, options)
+        raise CorruptJob(f"job {job_id}: stored data cannot be read ({describe(exc)})") from exc
+    status = as_str(status_raw)
+    from rq.registry import StartedJobRegistry
+
+    started = StartedJobRegistry(job.origin, connection=client)
+    entries = tuple(
+        e for e in pipe.zrange(started.key, 0, -1) if (as_str(e) or "").split(":", 1)[0] == job_id
+    )
+    return Seen(
+        job, as_str(rq_raw), status, attempt, record, module_path, options, func_name, entries
+    )
 
 
 def _transact(
@@ -137,11 +153,16 @@ def _transact(
 def _leave_worker(pipe: Any, seen: Seen) -> None:
     """Drop every trace of the worker that had the job: its rq execution (started registry),
     rq's intermediate list, taskyard's lease."""
-    job = seen.job
     from rq.queue import Queue
+    from rq.registry import StartedJobRegistry
 
+    job = seen.job
     for execution in job.get_executions():
         execution.delete(job=job, pipeline=pipe)
+    if seen.started_entries:  # entries of executions rq did not record (or already deleted)
+        pipe.zrem(
+            StartedJobRegistry(job.origin, connection=job.connection).key, *seen.started_entries
+        )
     pipe.lrem(Queue(job.origin, connection=job.connection).key + INTERMEDIATE_SUFFIX, 0, job.id)
     pipe.zrem(LEASES_KEY, job.id)
 
@@ -359,7 +380,7 @@ def refuse(client: Any, job_id: str, error: BaseException) -> bool:
 
         def writes() -> None:
             _leave_worker(pipe, seen)
-            if seen.status is not None:  # a taskyard task: its record says why
+            if seen.ours:  # a taskyard task: its record says why
                 pipe.hset(
                     seen.job.key,
                     mapping={F_STATUS: "FAILED", F_RECORD: _record(seen, error, finished=True)},

@@ -38,7 +38,7 @@ from taskyard.backends.redis.keys import DEFAULT_LEASE, F_STATUS
 from taskyard.backends.redis.levels import LevelScheduler, expand_levels, queue_names
 from taskyard.backends.redis.maintenance import sweep_orphaned_dependents
 from taskyard.backends.redis.policy import GuardedJob, JobRefused, guarded_job_class, refusal
-from taskyard.backends.redis.quarantine import CorruptJob, quarantine
+from taskyard.backends.redis.quarantine import CorruptJob, describe, quarantine
 from taskyard.backends.redis.recovery import Recovery
 from taskyard.backends.redis.scripts import preload
 from taskyard.backends.redis.serializer import JSONSerializer
@@ -248,7 +248,8 @@ class PriorityLevelsMixin:
         try:
             why = refusal(job, self.connection, self.allow_rq_jobs)
         except (DeserializationError, ValueError, TypeError) as exc:
-            quarantine(self.connection, job.id, f"job {job.id}: stored data cannot be read ({exc})")
+            why = f"job {job.id}: stored data cannot be read ({describe(exc)})"
+            quarantine(self.connection, job.id, why)
             return
         if why is not None:
             try:

@@ -100,9 +100,7 @@ def test_an_outcome_recorded_before_rqs_own_bookkeeping_releases_dependents(
     take(backend, parent.id)
     prepare(backend, parent.id)
     client = backend.connection()
-    client.hset(
-        f"rq:job:{parent.id}", mapping={F_STATUS: "SUCCESSFUL", "taskyard_return": "2"}
-    )
+    client.hset(f"rq:job:{parent.id}", mapping={F_STATUS: "SUCCESSFUL", "taskyard_return": "2"})
     assert recover(backend) == [parent.id]
     job = Job.fetch(parent.id, connection=client, serializer=JSONSerializer)
     assert job.get_status() == JobStatus.FINISHED

@@ -194,3 +194,19 @@ def enqueue_dependent_on_self(context: TaskContext) -> str:
 def record_callback(*args: object) -> None:
     """A plain function in a task module, used as an rq callback: records that it was called."""
     RUN_LOG.append("callback")
+
+
+@task
+def log_run(path: str, tag: str, seconds: float = 0.0) -> str:
+    """Appends ``tag`` to the file at ``path`` (one line per execution), then sleeps."""
+    with open(path, "a") as handle:
+        handle.write(f"{tag}\n")
+    time.sleep(seconds)
+    return tag
+
+
+@task(timeout=1)
+def holds_the_gil(n: int) -> int:
+    """One long C call that never releases the GIL nor checks for signals: neither SIGALRM nor
+    a watchdog thread can interrupt it; only killing its process stops it."""
+    return sum(range(n))

@@ -210,3 +210,11 @@ def holds_the_gil(n: int) -> int:
     """One long C call that never releases the GIL nor checks for signals: neither SIGALRM nor
     a watchdog thread can interrupt it; only killing its process stops it."""
     return sum(range(n))
+
+
+@task
+def raises_worker_interrupted() -> None:
+    """What a task sees when its worker is shut down under it."""
+    from taskyard.exceptions import WorkerInterrupted
+
+    raise WorkerInterrupted("shutdown")

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from taskyard.exceptions import TaskCancelled, TaskTimeout, WorkerInterrupted
+from taskyard.exceptions import TaskCancelled, TaskTimeout, WorkerInterrupted, WorkerLost
 from taskyard.tasks.context import IN_MEMORY, AttemptControl, TaskContext
 from taskyard.tasks.hooks import announce_finished, announce_retry, announce_started
 from taskyard.tasks.results import TaskError, TaskResultStatus
@@ -150,7 +150,10 @@ def record_failure(
         result._status = CANCELLED
         result._finished_at = utcnow()
         return Outcome(CANCELLED, exception=exc)
-    if result.attempts - interruptions(result) <= task.retries and isinstance(exc, task.retry_on):
+    # Attempts interrupted by a worker's death or shutdown do not use up retries; a backend that
+    # still records a lost attempt through here (as a WorkerLost failure) charges it as before.
+    charged = result.attempts - (0 if isinstance(exc, WorkerLost) else interruptions(result))
+    if charged <= task.retries and isinstance(exc, task.retry_on):
         delay = backoff_delay(task, result.attempts)
         result._status = READY
         return Outcome(READY, utcnow() + timedelta(seconds=delay), delay, exc)

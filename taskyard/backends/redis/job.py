@@ -91,7 +91,14 @@ def run_job(
     job = get_current_job()
     if job is None:
         raise RuntimeError("run_job() runs taskyard tasks inside an rq worker only")
-    return _Attempt(job, module_path, args, kwargs, options).run()
+    attempt = _Attempt(job, module_path, args, kwargs, options)
+    try:
+        return attempt.run()
+    except WorkerInterrupted:
+        if attempt.attempt_began:
+            raise  # its lease runs out and the reaper hands it back, recorded as interrupted
+        logger.warning("task %s: the worker is shutting down before it began: handed back", job.id)
+        return attempt._retry_at(utcnow(), immediately=True)  # uncounted: it never began
 
 
 def _sender() -> type:
@@ -120,6 +127,7 @@ class _Attempt:
         self.sender = _sender()
         self.token = uuid.uuid4().hex
         self.attempt = 0
+        self.attempt_began = False
 
     # -- the attempt ---------------------------------------------------------------------------
 
@@ -178,6 +186,7 @@ class _Attempt:
         )
         code, attempt, raw, status = reply
         self.attempt = int(attempt)
+        self.attempt_began = self.attempt_began or int(code) == 1
         return int(code), _text(raw), _text(status)
 
     def _claim(self, task: Any, result: TaskResult[Any], now: datetime) -> Any:

@@ -218,7 +218,7 @@ def hand_back(client: Any, job_id: str, why: str) -> str | None:
         if seen.rq_status not in ("queued", "started"):
             return None
         count = int(as_str(pipe.hget(seen.job.key, F_HANDBACKS)) or 0) + 1
-        final = seen.status is not None and count > MAX_HANDBACKS
+        final = seen.ours and count > MAX_HANDBACKS
         lost = WorkerLost(
             f"taken by a worker {count} times and never begun ({why}): more than "
             f"{MAX_HANDBACKS} times, so it is failed rather than handed back again"
@@ -231,7 +231,7 @@ def hand_back(client: Any, job_id: str, why: str) -> str | None:
                 pipe.hset(
                     seen.job.key,
                     mapping={F_STATUS: "FAILED", F_RECORD: _record(seen, lost, finished=True)},
-                )
+                )  # only taskyard tasks reach this (``seen.ours``)
                 _fail_in_rq(pipe, seen, lost)
                 if seen.limit_key:
                     pipe.srem(limit_key(seen.limit_key), job_id)

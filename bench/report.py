@@ -320,13 +320,22 @@ def targets(data: Data) -> list[tuple[str, str, bool | None]]:
     if SOAK_PATH.exists():
         soak = json.loads(SOAK_PATH.read_text())
         for run in soak.get("runs", []):
-            ok = run["lost"] == 0 and run["unexplained_duplicates"] == 0
+            ok = (
+                run["lost"] == 0
+                and run.get("failed_never_ran", 0) == 0
+                and run.get("successes_discarded", 0) == 0
+                and run["unexplained_duplicates"] == 0
+            )
+            faults = run.get("faults") or {}
+            resume = max((f["resume_s_max"] or 0 for f in faults.values()), default=0.0)
             out.append(
                 (
-                    f"Soak on {run['store']}: 0 lost, every duplicate explained",
-                    f"{run['lost']} lost, {run['duplicates']} duplicates "
-                    f"({run['unexplained_duplicates']} unexplained), slowest reclaim "
-                    f"{run['slowest_reclaim_s']:.1f} s ({soak.get('date', '')})",
+                    f"Soak on {run['store']}: 0 lost, 0 FAILED unrun, 0 successes discarded, "
+                    "every duplicate explained",
+                    f"{run['lost']} lost, {run.get('failed_never_ran', '?')} FAILED unrun, "
+                    f"{run.get('successes_discarded', '?')} discarded, {run['duplicates']} "
+                    f"duplicates ({run['unexplained_duplicates']} unexplained), slowest resume "
+                    f"{resume or run.get('slowest_reclaim_s', 0):.1f} s ({soak.get('date', '')})",
                     ok,
                 )
             )
@@ -337,56 +346,45 @@ def soak_table() -> list[str]:
     if not SOAK_PATH.exists():
         return []
     soak = json.loads(SOAK_PATH.read_text())
+    runs = {r["store"]: r for r in soak["runs"]}
+    order = [runs[k] for k in ("postgresql", "redis") if k in runs]
     lines = [
         f"### Soak (`make soak`, run of {soak.get('date', '?')}, seed {soak.get('seed')})",
         "",
-        "| | PostgreSQL | Redis |" if len(soak["runs"]) > 1 else "| | run |",
-        "|---|---|---|" if len(soak["runs"]) > 1 else "|---|---|",
+        "| | " + " | ".join(STORE_NAMES.get(r["store"], r["store"]) for r in order) + " |",
+        "|---|" + "---|" * len(order),
     ]
-    runs = {r["store"]: r for r in soak["runs"]}
-    order = [runs[k] for k in ("postgresql", "redis") if k in runs]
 
     def cells(fn: Callable[[dict[str, Any]], str]) -> str:
         return " | ".join(fn(r) for r in order)
 
+    def get(key: str, bold: bool = False) -> Callable[[dict[str, Any]], str]:
+        def cell(r: dict[str, Any]) -> str:
+            value = r.get(key)
+            text = "—" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+            return f"**{text}**" if bold else text
+
+        return cell
+
     def workers(r: dict[str, Any]) -> str:
-        kind = (
-            "`taskyard worker`, 4 threads"
-            if r["store"] == "postgresql"
-            else f"`taskyard rqworker`, {r.get('worker_class', 'simple')} worker class"
-        )
-        return f"{r['workers']} \u00d7 {kind}, lease {r['lease_s']:g} s"
+        described = r["workers"]
+        if isinstance(described, int):  # a run from before per-fault reporting
+            kind = "taskyard worker, 4 threads" if r["store"] == "postgresql" else "rqworker"
+            described = f"{described} x {kind}"
+        return f"{described}, lease {r['lease_s']:g} s"
 
-    def cut(r: dict[str, Any]) -> str:
-        c = r.get("pg_terminate_backend") or {}
-        if not c:
-            return "—"
-        return f"{c.get('terminated', 0)} connections at {c.get('at_s', 0):.0f} s " + (
-            "(" + ", ".join(f"{k}: {v}" for k, v in c.get("by_application", {}).items()) + ")"
-        )
-
-    rows = [
-        ("tasks", lambda r: f"{r['n']:,}"),
+    rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+        ("tasks (retries)", lambda r: f"{r['n']:,} ({r.get('retries', '?')})"),
         ("workers", workers),
-        ("SIGKILLs of one worker (restarted each time)", lambda r: str(r["kills"])),
-        ("pg_terminate_backend of every worker connection, once midway", cut),
         ("drain took", lambda r: f"{r['duration_s']:.0f} s"),
-        ("**tasks lost** (not SUCCESSFUL at the end)", lambda r: f"**{r['lost']}**"),
-        ("executions recorded", lambda r: f"{r['executions']:,}"),
-        ("duplicate executions", lambda r: str(r["duplicates"])),
+        ("**tasks lost** (not SUCCESSFUL at the end)", get("lost", True)),
+        ("**tasks FAILED that never ran**", get("failed_never_ran", True)),
+        ("**successes discarded**", get("successes_discarded", True)),
+        ("executions recorded", get("executions")),
+        ("duplicate executions", get("duplicates")),
         (
-            "**unexplained duplicates** (not after a SIGKILL of the process that ran the earlier "
-            "one)",
-            lambda r: f"**{r['unexplained_duplicates']}**",
-        ),
-        ("tasks held by a killed worker at the kill", lambda r: str(r.get("held_at_kills", "?"))),
-        (
-            "slowest reclaim: kill → lease taken back (median)",
-            lambda r: f"{r['slowest_reclaim_s']:.2f} s ({r['median_reclaim_s']:.2f} s)",
-        ),
-        (
-            "slowest re-run: kill → the task runs again, behind the backlog (median)",
-            lambda r: f"{r.get('slowest_rerun_s', 0):.1f} s ({r.get('median_rerun_s', 0):.1f} s)",
+            "**unexplained duplicates** (no interrupted attempt before them)",
+            get("unexplained_duplicates", True),
         ),
         (
             "final state of every task",
@@ -395,7 +393,37 @@ def soak_table() -> list[str]:
     ]
     for name, fn in rows:
         lines.append(f"| {name} | {cells(fn)} |")
+    lines += [
+        "",
+        "Per fault (duplicates: explained by an interrupted attempt / all; time to resume: from "
+        "the fault until the tasks it interrupted run again, or the next task starts):",
+        "",
+        "| store | fault | fired | tasks held | lost | FAILED never ran | successes discarded "
+        "| duplicates (explained) | time to resume, max (median) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in order:
+        for f in (run.get("faults") or {}).values():
+            resume = (
+                "—"
+                if f["resume_s_max"] is None
+                else f"{f['resume_s_max']:.2f} s ({f['resume_s_median']:.2f} s)"
+            )
+            lines.append(
+                f"| {STORE_NAMES.get(run['store'], run['store'])} | {f['description']} | "
+                f"{f['fired']} | {f['held']} | **{f['lost']}** | **{f['failed_never_ran']}** | "
+                f"**{f['successes_discarded']}** | {f['duplicates']} "
+                f"({f['duplicates_explained']}) | {resume} |"
+            )
+        if not run.get("faults"):
+            lines.append(
+                f"| {STORE_NAMES.get(run['store'], run['store'])} | (a run from before per-fault "
+                "reporting: see soak.json) | | | | | | | |"
+            )
     return [*lines, ""]
+
+
+STORE_NAMES = {"postgresql": "PostgreSQL", "redis": "Redis"}
 
 
 def markdown(data: Data) -> str:

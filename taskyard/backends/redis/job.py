@@ -217,7 +217,16 @@ class _Attempt:
         return self._not_run(f"job {self.id} was claimed by another attempt; not run here")
 
     def _execute(self, task: Any, result: TaskResult[Any]) -> Any:
+        # The lease is held until the outcome is stored: while Redis is away the attempt keeps
+        # trying to store it, and once Redis is back its lease is renewed before any reaper
+        # judges it (reapers wait a lease after an outage).
         KEEPER.hold(self.client, self.id, self.lease)
+        try:
+            return self._run_and_store(task, result)
+        finally:
+            KEEPER.release(self.id)
+
+    def _run_and_store(self, task: Any, result: TaskResult[Any]) -> Any:
         outcome: Outcome | None = None
         try:
             with _own_alarm(task.timeout), executing(task.timeout, self.attempt):
@@ -231,8 +240,6 @@ class _Attempt:
                 )
         except WorkerInterrupted:
             logger.warning("task %s: attempt %d interrupted by a shutdown", self.id, self.attempt)
-        finally:
-            KEEPER.release(self.id)
         if outcome is None:
             return self._interrupted(result)
         self._finish(result, outcome)

@@ -110,8 +110,10 @@ bench: $(BENCH_STAMP) $(BENCH_VENV312)/.installed
 	$(BENCH_VENV)/bin/python bench/run_all.py $(BENCH_ARGS) \
 		$$( [ -f $(BENCH_VENV312)/.installed ] && echo --peer-python $(BENCH_VENV312)/bin/python )
 
-## soak: kill -9 workers during a 20,000-task drain on PostgreSQL, then on Redis; exit 1 on a
-## lost task or an unexplained duplicate (SOAK_ARGS="--n 5000" for a shorter run)
+## soak: faults (SIGKILLs of workers and work horses, connection cuts, Redis restarts) during a
+## 20,000-task drain with retries=0 on PostgreSQL, then on Redis; exit 1 on a lost task, a task
+## FAILED that never ran, a discarded success or an unexplained duplicate
+## (SOAK_ARGS="--n 5000" for a shorter run, "--only redis" for one store)
 soak: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/soak.py $(SOAK_ARGS)
 

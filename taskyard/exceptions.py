@@ -53,7 +53,20 @@ class InvalidReturnValue(TaskyardError, TypeError):
 
 
 class WorkerLost(TaskyardError):
-    """Recorded as the error of an attempt whose worker died or stopped renewing its lease."""
+    """Recorded as the error of an attempt whose worker died, was shut down or stopped renewing
+    its lease before the attempt ended (an *interrupted* attempt, re-run whatever ``retries``
+    says up to the backend's bound on interruptions); and the error of a task that was
+    interrupted more often than that bound."""
+
+
+class WorkerInterrupted(SystemExit):
+    """Raised inside a running task when its worker stops it for a shutdown (a cold shutdown,
+    or a warm one past its timeout).
+
+    The attempt is *interrupted*, not failed: the worker hands the task back to run again. It
+    derives from ``SystemExit`` because the worker is exiting; a task's ``except Exception:``
+    does not catch it.
+    """
 
 
 class CorruptTask(TaskyardError):
@@ -65,11 +78,6 @@ class CorruptTask(TaskyardError):
 
 class TaskTimeout(BaseException):
     """Raised inside a task that ran longer than its ``timeout``; recorded as its error."""
-
-
-class WorkerInterrupt(BaseException):
-    """Raised in a task's thread by its worker when it must stop at once (cold shutdown): the
-    attempt is handed back as interrupted, never recorded as the task's failure."""
 
 
 class TaskCancelled(BaseException):
@@ -94,6 +102,6 @@ __all__ = [
     "TaskResultMismatch",
     "TaskTimeout",
     "TaskyardError",
-    "WorkerInterrupt",
+    "WorkerInterrupted",
     "WorkerLost",
 ]

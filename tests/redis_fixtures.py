@@ -8,9 +8,14 @@ kept for tests and flushed before each one); they skip when it is absent, and fa
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -93,7 +98,7 @@ def configure_redis(url: str, queues: list[str] | None = None, **options: Any) -
 
 def burst(backend: Any, queues: list[str] | None = None, rounds: int = 1, **attrs: Any) -> None:
     """Run what is due with taskyard's in-process rq worker (a reaper pass first)."""
-    from taskyard.backends.redis.maintenance import reap
+    from taskyard.backends.redis.recovery import reap_leases as reap
 
     cls = type("Worker", (HarnessWorker,), attrs) if attrs else HarnessWorker
     for _ in range(rounds):
@@ -239,6 +244,77 @@ class RQWorkerProcess:
                 os.kill(pid, signal.SIGKILL)
         self._out.close()
         return self.proc.returncode
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ThrowawayRedis:
+    """A redis-server of our own on a free port, persisting every write (AOF, fsync always):
+    fault tests stop, freeze and restart it without touching the shared Redis."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.dir = directory
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary
+        self.proc = subprocess.Popen(
+            [
+                *(binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)),
+                *("--appendonly", "yes", "--appendfsync", "always", "--save", ""),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_until(self.answers, 10, "redis-server to start")
+
+    def answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.thaw()
+            self.proc.send_signal(signal.SIGTERM)  # SHUTDOWN: the AOF is already on disk
+            self.proc.wait(10)
+
+    def restart(self, down: float = 0.0) -> None:
+        """``SHUTDOWN`` (SIGTERM), ``down`` seconds away, then start again from the AOF."""
+        self.stop()
+        time.sleep(down)
+        self.start()
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections are accepted by the kernel, nothing is answered."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
+    if not shutil.which("redis-server"):
+        skip_or_fail("redis-server is not installed: cannot restart a Redis under a worker")
+    server = ThrowawayRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -243,3 +243,32 @@ def enqueue_dependent_on_self(context: TaskContext) -> str:
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return "enqueued"
+
+
+def record_callback(*args: object) -> None:
+    """A plain function in a task module, used as an rq callback: records that it was called."""
+    RUN_LOG.append("callback")
+
+
+@task
+def log_run(path: str, tag: str, seconds: float = 0.0) -> str:
+    """Appends ``tag`` to the file at ``path`` (one line per execution), then sleeps."""
+    with open(path, "a") as handle:
+        handle.write(f"{tag}\n")
+    time.sleep(seconds)
+    return tag
+
+
+@task(timeout=1)
+def holds_the_gil(n: int) -> int:
+    """One long C call that never releases the GIL nor checks for signals: neither SIGALRM nor
+    a watchdog thread can interrupt it; only killing its process stops it."""
+    return sum(range(n))
+
+
+@task
+def raises_worker_interrupted() -> None:
+    """What a task sees when its worker is shut down under it."""
+    from taskyard.exceptions import WorkerInterrupted
+
+    raise WorkerInterrupted("shutdown")

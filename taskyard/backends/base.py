@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import sys
 import time
@@ -16,6 +17,7 @@ from typing import Any, ClassVar
 
 from taskyard.exceptions import InvalidTask, InvalidTaskBackend
 from taskyard.tasks.execution import utcnow
+from taskyard.tasks.limits import name_problem
 from taskyard.tasks.results import TaskResult, TaskResultStatus, current_enqueuer, new_id
 from taskyard.tasks.serialization import normalize_arguments
 from taskyard.tasks.task import DEFAULT_QUEUE_NAME, PreparedCall, Task
@@ -88,12 +90,16 @@ class Option:
         return text
 
 
+def _finite(value: Any) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
+
+
 def positive(value: Any) -> str | None:
-    return None if value > 0 else "must be > 0"
+    return None if _finite(value) and value > 0 else "must be a finite number > 0"
 
 
 def not_negative(value: Any) -> str | None:
-    return None if value >= 0 else "must be >= 0"
+    return None if _finite(value) and value >= 0 else "must be a finite number >= 0"
 
 
 class Backend(ABC):
@@ -140,6 +146,9 @@ class Backend(ABC):
         Raises ``InvalidTaskBackend`` naming the alias, the backend and the bad key or value.
         """
         where = f"backend {alias!r} ({cls.describe()})"
+        problem = name_problem(alias) if isinstance(alias, str) else "must be a string"
+        if problem:
+            raise InvalidTaskBackend(f"{where}: the alias {problem}")
         if not isinstance(params, Mapping):
             raise InvalidTaskBackend(f"{where}: settings must be a dict, got {params!r}")
         unknown = sorted(set(params) - set(_PARAM_KEYS))
@@ -156,6 +165,9 @@ class Backend(ABC):
         for queue in queues:
             if not isinstance(queue, str) or not queue:
                 raise InvalidTaskBackend(f"{where}: queue names must be strings, got {queue!r}")
+            problem = name_problem(queue)
+            if problem:
+                raise InvalidTaskBackend(f"{where}: queue name {queue!r} {problem}")
         options = params.get("OPTIONS")
         if options is None:
             options = {}

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from taskyard.exceptions import TaskCancelled, TaskTimeout, WorkerInterrupt
+from taskyard.exceptions import TaskCancelled, TaskTimeout, WorkerInterrupted, WorkerLost
 from taskyard.tasks.context import IN_MEMORY, AttemptControl, TaskContext
 from taskyard.tasks.deadlines import DEADLINES
 from taskyard.tasks.hooks import (
@@ -143,7 +143,7 @@ def _attempt(
     try:
         value = invoke(task.func, args, result._kwargs, task.timeout, task.is_async)
         value = normalize_return_value(value, task.module_path)
-    except WorkerInterrupt:
+    except WorkerInterrupted:
         raise
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is (
@@ -191,7 +191,7 @@ async def execute_async(
             cancelled = TaskCancelled("cancelled on request at an await")
             cancelled.__traceback__ = exc.__traceback__
             return record_failure(task, result, cancelled)
-        except WorkerInterrupt:
+        except WorkerInterrupted:
             raise
         except BaseException as exc:
             return record_failure(task, result, exc, cancel_requested=control.is_cancelled(result))
@@ -214,8 +214,15 @@ def record_failure(
         result._status = CANCELLED
         result._finished_at = utcnow()
         return Outcome(CANCELLED, exception=exc)
+    # Attempts interrupted by a worker's death or shutdown do not use up retries: the store's
+    # own budget when it keeps one (a Database row), else attempts minus interruptions (each
+    # recorded as a WorkerLost error); a lost attempt recorded through here is charged.
     budget = result._retries_left
-    can_retry = budget > 0 if budget is not None else result.attempts <= task.retries
+    if budget is not None:
+        can_retry = budget > 0
+    else:
+        charged = result.attempts - (0 if isinstance(exc, WorkerLost) else interruptions(result))
+        can_retry = charged <= task.retries
     if can_retry and isinstance(exc, task.retry_on):
         delay = backoff_delay(task, result.attempts)
         result._status = READY
@@ -223,6 +230,21 @@ def record_failure(
     result._status = FAILED
     result._finished_at = utcnow()
     return Outcome(FAILED, exception=exc)
+
+
+INTERRUPTED_ERRORS = frozenset(
+    {"taskyard.exceptions.WorkerLost", "taskyard.backends.redis.record.WorkerLost"}
+)
+"""Error class paths that record an *interrupted* attempt (its worker died or was shut down)."""
+
+
+def interruptions(result: TaskResult[Any]) -> int:
+    """How many attempts of ``result`` were interrupted by their worker's death or shutdown.
+
+    Each is recorded as a ``WorkerLost`` error. Interrupted attempts count as attempts (they
+    began) but not against ``retries``: only failures use up retries.
+    """
+    return sum(1 for e in result._errors if e.exception_class_path in INTERRUPTED_ERRORS)
 
 
 def fail_without_running(result: TaskResult[Any], exc: BaseException) -> None:

@@ -15,6 +15,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from taskyard.exceptions import InvalidTask
+from taskyard.tasks.limits import MAX_ID_LENGTH, name_problem
+
 if TYPE_CHECKING:
     from taskyard.backends.base import Backend
     from taskyard.tasks.task import Task
@@ -368,7 +371,15 @@ def current_enqueuer() -> str:
 
 @contextmanager
 def enqueued_by(identity: str) -> Iterator[None]:
-    """Record ``identity`` (a user, a request id) as the enqueuer of tasks enqueued inside."""
+    """Record ``identity`` (a user, a request id) as the enqueuer of tasks enqueued inside.
+
+    ``InvalidTask`` if it is not text a store can hold (``MAX_ID_LENGTH`` characters at most).
+    """
+    problem = (
+        name_problem(identity, MAX_ID_LENGTH) if isinstance(identity, str) else "is not a string"
+    )
+    if problem:
+        raise InvalidTask(f"enqueued_by identity {identity!r} {problem}")
     token = _enqueued_by.set(identity)
     try:
         yield

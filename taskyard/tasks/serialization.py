@@ -2,7 +2,9 @@
 
 Tuples become lists (as in Django); everything else must already be JSON: ``str``, ``int``,
 finite ``float``, ``bool``, ``None``, lists/tuples and dicts with string keys. Anything else is
-refused with an error that names the value's type and where it sits (``args[1]['when']``).
+refused with an error that names the value's type and where it sits (``args[1]['when']``), and
+so is what no store can hold (``taskyard.tasks.limits``): text with a NUL character or a lone
+surrogate, in a value or a key, and nesting deeper than ``MAX_NESTING`` lists/dicts.
 """
 
 from __future__ import annotations
@@ -13,42 +15,59 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from taskyard.exceptions import InvalidReturnValue, InvalidTaskArguments
+from taskyard.tasks.limits import MAX_NESTING, text_problem
 
-_SCALARS = (str, int, bool, type(None))
+_SCALARS = (int, bool, type(None))
 
 
-def _normalize(value: Any, where: str) -> Any:
+def _text(value: str, where: str) -> str:
+    problem = text_problem(value)
+    if problem is not None:
+        raise InvalidTaskArguments(f"{where} {problem}")
+    return value
+
+
+def _normalize(value: Any, where: str, depth: int = 0) -> Any:
     kind = type(value)
+    if kind is str:
+        return _text(value, where)
     if kind in _SCALARS:
         return value
     if kind is float:
         if math.isfinite(value):
             return value
         raise InvalidTaskArguments(f"{where} is {value!r}: NaN and infinity are not valid JSON")
-    if kind is list or kind is tuple:
-        return [_normalize(item, f"{where}[{i}]") for i, item in enumerate(value)]
-    if kind is dict:
-        out = {}
-        for key, item in value.items():
-            if type(key) is not str:
-                raise InvalidTaskArguments(
-                    f"{where} has a key {key!r} of type {type(key).__name__}: "
-                    "JSON object keys must be strings"
-                )
-            out[key] = _normalize(item, f"{where}[{key!r}]")
-        return out
+    if kind is list or kind is tuple or kind is dict:
+        if depth >= MAX_NESTING:
+            shown = where if len(where) <= 80 else f"{where[:60]}...{where[-16:]}"
+            raise InvalidTaskArguments(
+                f"{shown} is nested more than {MAX_NESTING} lists/dicts deep, the limit "
+                "(a structure that contains itself never ends)"
+            )
+        if kind is dict:
+            out = {}
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise InvalidTaskArguments(
+                        f"{where} has a key {key!r} of type {type(key).__name__}: "
+                        "JSON object keys must be strings"
+                    )
+                _text(key, f"{where} has a key {key!r} that")
+                out[key] = _normalize(item, f"{where}[{key!r}]", depth + 1)
+            return out
+        return [_normalize(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
     # Subclasses of the JSON types (IntEnum, OrderedDict, named tuples) are accepted as
     # their base type; other types are refused.
     if isinstance(value, int):
         return int(value)
     if isinstance(value, str):
-        return str(value)
+        return _text(str(value), where)
     if isinstance(value, float):
-        return _normalize(float(value), where)
+        return _normalize(float(value), where, depth)
     if isinstance(value, Mapping):
-        return _normalize(dict(value), where)
+        return _normalize(dict(value), where, depth)
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
-        return _normalize(list(value), where)
+        return _normalize(list(value), where, depth)
     raise InvalidTaskArguments(
         f"{where} is of type {type(value).__module__}.{type(value).__qualname__}, which is "
         "not JSON: pass str, int, float, bool, None, lists and dicts with str keys"
@@ -70,6 +89,8 @@ def normalize_arguments(
         ]
         out_kwargs = {}
         for key, value in kwargs.items():
+            if type(key) is str and text_problem(key):
+                _text(key, f"keyword argument {key!r}: its name")
             out_kwargs[key] = (
                 value
                 if type(value) in _SCALARS

@@ -11,6 +11,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, Literal, ParamSpec, TypeVar, overload
 
 from taskyard.exceptions import InvalidTask, TaskResultMismatch, TaskTimeout
+from taskyard.tasks.limits import (
+    MAX_LIMIT,
+    MAX_RETRIES,
+    name_problem,
+    seconds_problem,
+    text_problem,
+)
 from taskyard.tasks.serialization import normalize_arguments
 
 if TYPE_CHECKING:
@@ -41,10 +48,6 @@ EXTENSION_OPTIONS = (
     "qualifiers",
 )
 _DJANGO_OPTIONS = ("priority", "queue_name", "backend", "run_after")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _whole(value: object) -> bool:
@@ -111,8 +114,10 @@ class Task(Generic[P, T]):
             raise InvalidTask(
                 f"queue_name of {where} must be a non-empty string, got {self.queue_name!r}"
             )
+        _check_name("queue_name", self.queue_name, where)
         if not isinstance(self.backend, str) or not self.backend:
             raise InvalidTask(f"backend of {where} must be an alias string, got {self.backend!r}")
+        _check_name("backend", self.backend, where)
         if self.run_after is not None:
             if not isinstance(self.run_after, datetime):
                 raise InvalidTask(
@@ -124,14 +129,16 @@ class Task(Generic[P, T]):
                     f"run_after of {where} is a naive datetime ({self.run_after.isoformat()}): "
                     "pass an aware datetime (datetime.now(timezone.utc) + ...) or a timedelta"
                 )
-        if not _whole(self.retries) or self.retries < 0:
+        if not _whole(self.retries) or not 0 <= self.retries <= MAX_RETRIES:
             raise InvalidTask(
-                f"retries of {where} must be a whole number >= 0, got {self.retries!r}"
+                f"retries of {where} must be a whole number from 0 to {MAX_RETRIES}, "
+                f"got {self.retries!r}"
             )
         for name in ("retry_backoff", "retry_backoff_max"):
             value = getattr(self, name)
-            if not _is_number(value) or value < 0:
-                raise InvalidTask(f"{name} of {where} must be seconds >= 0, got {value!r}")
+            problem = seconds_problem(value, allow_zero=True)
+            if problem:
+                raise InvalidTask(f"{name} of {where} {problem}, got {value!r}")
         retry_on = self.retry_on
         if isinstance(retry_on, type):
             retry_on = (retry_on,)
@@ -143,10 +150,12 @@ class Task(Generic[P, T]):
                 f"got {self.retry_on!r}"
             )
         set_(self, "retry_on", tuple(retry_on))
-        if self.timeout is not None and (not _is_number(self.timeout) or self.timeout <= 0):
-            raise InvalidTask(
-                f"timeout of {where} must be seconds > 0 or None, got {self.timeout!r}"
-            )
+        if self.timeout is not None:
+            problem = seconds_problem(self.timeout, allow_zero=False)
+            if problem:
+                raise InvalidTask(
+                    f"timeout of {where} {problem}, got {self.timeout!r} (None: no timeout)"
+                )
         if self.depends_on is not None and (
             not isinstance(self.depends_on, str) or not self.depends_on
         ):
@@ -154,15 +163,19 @@ class Task(Generic[P, T]):
                 f"depends_on of {where} must be a TaskResult or a result id, "
                 f"got {self.depends_on!r}"
             )
-        if self.limit is not None and (not _whole(self.limit) or self.limit < 1):
+        if self.depends_on is not None:
+            _check_name("depends_on", self.depends_on, where, length=False)
+        if self.limit is not None and (not _whole(self.limit) or not 1 <= self.limit <= MAX_LIMIT):
             raise InvalidTask(
-                f"limit of {where} must be a whole number >= 1 or None, got {self.limit!r}"
+                f"limit of {where} must be a whole number from 1 to {MAX_LIMIT} or None, "
+                f"got {self.limit!r}"
             )
         if self.limit_key is not None:
             if not isinstance(self.limit_key, str) or not self.limit_key:
                 raise InvalidTask(
                     f"limit_key of {where} must be a non-empty string, got {self.limit_key!r}"
                 )
+            _check_name("limit_key", self.limit_key, where, length=False)
             if self.limit is None:
                 raise InvalidTask(f"limit_key of {where} is set but limit is not")
         set_(self, "qualifiers", _normalize_qualifiers(self.qualifiers, where))
@@ -213,7 +226,13 @@ class Task(Generic[P, T]):
             changes["queue_name"] = queue_name
         if run_after is not None:
             if isinstance(run_after, timedelta):
-                run_after = datetime.now(UTC) + run_after
+                try:
+                    run_after = datetime.now(UTC) + run_after
+                except OverflowError:
+                    raise InvalidTask(
+                        f"run_after of {self._module_path}: {run_after!r} from now is past the "
+                        "year 9999"
+                    ) from None
             changes["run_after"] = run_after
         if backend is not None:
             changes["backend"] = backend
@@ -332,6 +351,13 @@ def _result_id(value: object) -> str | None:
     raise InvalidTask(f"depends_on must be a TaskResult or a result id, got {value!r}")
 
 
+def _check_name(option: str, value: str, where: str, *, length: bool = True) -> None:
+    """Refuse text a store cannot hold (and, with ``length``, a name longer than a column)."""
+    problem = name_problem(value) if length else text_problem(value)
+    if problem:
+        raise InvalidTask(f"{option} of {where} {problem}, got {value!r}")
+
+
 def _normalize_qualifiers(value: object, where: str) -> tuple[tuple[str, str], ...]:
     if value is None or value == ():
         return ()
@@ -350,6 +376,8 @@ def _normalize_qualifiers(value: object, where: str) -> tuple[tuple[str, str], .
             raise InvalidTask(
                 f"qualifiers of {where} must map non-empty strings to strings, got {pair!r}"
             )
+        for text in pair:
+            _check_name("qualifiers", text, where, length=False)
     return tuple(sorted((str(k), str(v)) for k, v in pairs))
 
 

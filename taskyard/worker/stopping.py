@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskyard.backends.database.connectors import Row
 from taskyard.backends.database.worker_ops import Finished, QueueOps
-from taskyard.exceptions import BackendUnavailable, TaskTimeout, WorkerInterrupt
+from taskyard.exceptions import BackendUnavailable, TaskTimeout, WorkerInterrupted
 from taskyard.tasks.execution import announce_outcome, record_failure
 from taskyard.tasks.results import TaskResult
 from taskyard.tasks.task import Task
@@ -152,7 +152,7 @@ class Stopping:
         def handler(signum: int, frame: object) -> None:
             if self._interrupt_main:
                 self._interrupt_main = False
-                raise WorkerInterrupt("the worker is stopping now")
+                raise WorkerInterrupted("the worker is stopping now")
             self._signals += 1
             name = signal.Signals(signum).name
             if self._signals == 1:
@@ -169,7 +169,7 @@ class Stopping:
                             r.thread == threading.get_ident() for r in self._running.values()
                         )
                     if busy:
-                        raise WorkerInterrupt("cold shutdown")
+                        raise WorkerInterrupted("cold shutdown")
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
@@ -250,7 +250,7 @@ class Stopping:
 
     def _interrupt_inline_task(self) -> None:
         """In inline mode the main thread runs the task: interrupt it (through the signal
-        handler, which raises ``WorkerInterrupt`` there) so ``run()`` can return."""
+        handler, which raises ``WorkerInterrupted`` there) so ``run()`` can return."""
         main = threading.main_thread()
         if not (self.config.inline and self.config.handle_signals) or main.ident is None:
             return

@@ -31,7 +31,7 @@ from taskyard.backends.database.backend import DatabaseBackend
 from taskyard.backends.database.claimed import cannot_run, open_claimed
 from taskyard.backends.database.connectors import Row
 from taskyard.backends.database.worker_ops import Finished, QueueOps
-from taskyard.exceptions import BackendUnavailable, CorruptTask, WorkerInterrupt
+from taskyard.exceptions import BackendUnavailable, CorruptTask, WorkerInterrupted
 from taskyard.tasks.execution import (
     Outcome,
     announce_outcome,
@@ -403,7 +403,7 @@ class Worker(Stopping):
                     self._running[task_id] = Running(threading.get_ident())
                     self.started_count += 1
                 self._run_one(task_id, row)
-        except WorkerInterrupt:
+        except WorkerInterrupted:
             return  # stopping at once: _shutdown hands the running attempt back
         finally:
             if not self._done.is_set() and not self._cold.is_set():
@@ -414,7 +414,7 @@ class Worker(Stopping):
 
     def _run_one(self, task_id: str, row: Row) -> None:
         """Run one claimed row. Whatever happens, its outcome is queued for recording; only
-        ``WorkerInterrupt`` (an immediate stop) escapes, leaving the attempt to be handed back."""
+        ``WorkerInterrupted`` (an immediate stop) escapes, leaving the attempt to be handed back."""
         result: TaskResult[Any] | None = None
         outcome: Outcome | None = None
         try:
@@ -439,7 +439,7 @@ class Worker(Stopping):
                 claimed=True,
             )
             self._notify(self._on_end, result)
-        except WorkerInterrupt:
+        except WorkerInterrupted:
             raise
         except BaseException as exc:  # a bug, or something hostile: never end the executor
             logger.exception("worker %s: task %s: unexpected error", self.worker_id, task_id)

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from taskyard.backends.redis import RedisBackend
-from taskyard.backends.redis.maintenance import reap, sweep_orphaned_dependents
+from taskyard.backends.redis.maintenance import sweep_orphaned_dependents
+from taskyard.backends.redis.recovery import reap_leases as reap
 from taskyard.tasks.results import TaskResult
 from tests.contract.conftest import Harness
 from tests.redis_fixtures import (

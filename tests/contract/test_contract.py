@@ -390,6 +390,53 @@ def test_non_json_argument_names_type_and_position(harness: Harness) -> None:
         tasks.echo.enqueue({1: "a"})
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nul\x00"], r"args\[0\] contains a NUL character"),
+        ([{"k": "\ud800"}], r"args\[0\]\['k'\] contains a lone surrogate"),
+        ([[[[]]] * 2, "\udfff"], r"args\[1\] contains a lone surrogate"),
+    ],
+)
+def test_text_no_store_can_hold_is_refused_at_enqueue(
+    harness: Harness, args: list[Any], message: str
+) -> None:
+    with pytest.raises(InvalidTaskArguments, match=message):
+        tasks.echo.enqueue(*args)
+    with pytest.raises(InvalidTaskArguments, match="its name contains a NUL"):
+        tasks.echo.enqueue(**{"k\x00": 1})
+    assert harness.wait(tasks.add.enqueue(1, 2)).return_value == 3  # the backend is fine
+
+
+def test_deep_nesting_is_refused_at_enqueue_not_a_recursion_error(harness: Harness) -> None:
+    deep: list[Any] = []
+    for _ in range(600):
+        deep = [deep]
+    with pytest.raises(InvalidTaskArguments, match="nested more than 100"):
+        tasks.echo.enqueue(deep)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("timeout", float("nan")),
+        ("timeout", float("inf")),
+        ("timeout", 1e10),
+        ("retry_backoff", float("nan")),
+        ("retry_backoff", float("inf")),
+        ("retry_backoff_max", float("inf")),
+        ("queue_name", "q" * 10_000),
+        ("queue_name", "emails\x00"),
+        ("queue_name", "\ud800"),
+    ],
+)
+def test_options_no_store_can_hold_are_refused_before_enqueue(
+    harness: Harness, option: str, value: Any
+) -> None:
+    with pytest.raises(InvalidTask, match=option):
+        tasks.add.using(**{option: value}).enqueue(1, 2)
+
+
 def test_unknown_queue_is_refused(harness: Harness) -> None:
     with pytest.raises(InvalidTask, match="queue 'nope'.*QUEUES are \\['default', 'other'\\]"):
         tasks.add.using(queue_name="nope").enqueue(1, 2)

@@ -4,13 +4,8 @@ enqueue, and poison payloads. Each prints what it measured (``pytest -s`` shows 
 
 from __future__ import annotations
 
-import shutil
-import signal
-import socket
-import subprocess
 import time
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,16 +16,18 @@ from taskyard.backends.redis import RedisBackend
 from taskyard.backends.redis.keys import RUN_JOB
 from taskyard.backends.redis.serializer import JSONSerializer
 from tests import redis_fixtures, tasks
-from tests.conftest import skip_or_fail
 from tests.redis_fixtures import (
     RQWorkerProcess,
+    ThrowawayRedis,
     configure_redis,
+    free_port,
     wait_until,
 )
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 S = TaskResultStatus
 redis_url = redis_fixtures.redis_url
+throwaway_redis = redis_fixtures.throwaway_redis
 rq_processes = redis_fixtures.rq_processes
 LEASE = 2.0
 REAP = 0.5
@@ -81,22 +78,27 @@ def test_a_worker_killed_mid_task_is_retried_within_the_lease_bound(
     )
     assert result.status is S.SUCCESSFUL and result.return_value == 2
     assert result.worker_ids == ["victim", "rescuer"]
-    assert result.errors[0].exception_class_path == "taskyard.backends.redis.record.WorkerLost"
+    assert result.errors[0].exception_class_path == "taskyard.exceptions.WorkerLost"
     assert took <= lease + reap + 1.0
 
 
-def test_a_work_horse_that_dies_is_retried_at_once_then_fails(
+def test_a_work_horse_that_dies_is_an_interruption_rerun_at_once_then_failed_past_the_bound(
     backend: RedisBackend, redis_url: str, rq_processes: list[RQWorkerProcess], tmp_path: Path
 ) -> None:
     worker = RQWorkerProcess.rqworker(redis_url, "--reap-interval", str(REAP), log=tmp_path / "w")
     rq_processes.append(worker)
+    started = time.monotonic()
     poisoned = tasks.poison.enqueue()  # os._exit(13) in the work horse; retries=1
     after = tasks.add.enqueue(1, 1)
     poisoned.wait(30)
-    assert poisoned.status is S.FAILED and poisoned.attempts == 2
-    assert {e.exception_class_path for e in poisoned.errors} == {
-        "taskyard.backends.redis.record.WorkerLost"
-    }
+    # interrupted attempts are run again whatever retries says, MAX_INTERRUPTIONS (3) times:
+    # the fourth interruption fails it (a task that kills its worker is a poison pill)
+    assert poisoned.status is S.FAILED and poisoned.attempts == 4
+    assert [e.exception_class_path for e in poisoned.errors] == [
+        "taskyard.exceptions.WorkerLost"
+    ] * 4
+    assert "more than MAX_INTERRUPTIONS (3)" in poisoned.errors[-1].traceback
+    assert time.monotonic() - started < LEASE * 3  # handed back at once, not after a lease
     assert after.wait(30).return_value == 2  # the worker survived
     assert worker.proc.poll() is None
 
@@ -122,60 +124,6 @@ def test_poison_payloads_fail_and_the_worker_carries_on(
 
 
 # -- Redis going away --------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ThrowawayRedis:
-    """A redis-server of our own, persisting every write (AOF, fsync always)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.dir = directory
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary
-        self.proc = subprocess.Popen(
-            [
-                *(binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)),
-                *("--appendonly", "yes", "--appendfsync", "always", "--save", ""),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        wait_until(self.answers, 10, "redis-server to start")
-
-    def answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # SHUTDOWN: the AOF is already on disk
-            self.proc.wait(10)
-
-
-@pytest.fixture
-def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
-    if not shutil.which("redis-server"):
-        skip_or_fail("redis-server is not installed: cannot restart a Redis under a worker")
-    server = ThrowawayRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_redis_restarted_under_a_worker(

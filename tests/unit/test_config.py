@@ -86,7 +86,20 @@ def test_queues_default_and_any() -> None:
         ),
         (
             {"default": {"BACKEND": POOL, "OPTIONS": {"MAX_WORKERS": 0}}},
-            r"OPTIONS\['MAX_WORKERS'\] must be > 0",
+            r"OPTIONS\['MAX_WORKERS'\] must be a finite number > 0",
+        ),
+        (
+            {"default": {"BACKEND": POOL, "OPTIONS": {"SHUTDOWN_TIMEOUT": float("inf")}}},
+            r"OPTIONS\['SHUTDOWN_TIMEOUT'\] must be a finite number",
+        ),
+        (
+            {"default": {"BACKEND": IMMEDIATE, "QUEUES": ["q" * 101]}},
+            "queue name 'q+' is 101 characters long; the limit is 100",
+        ),
+        ({"default": {"BACKEND": IMMEDIATE, "QUEUES": ["a\x00"]}}, "NUL character"),
+        (
+            {"default": {"BACKEND": IMMEDIATE}, "x" * 101: {"BACKEND": IMMEDIATE}},
+            "the alias is 101 characters long",
         ),
         (
             {"default": {"BACKEND": "taskyard.backends.dummy.DummyBackend", "OPTIONS": {"X": 1}}},

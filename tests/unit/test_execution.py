@@ -127,3 +127,42 @@ def test_system_exit_in_a_task_is_a_failure_not_an_exit() -> None:
 
     record_failure(tasks.echo, result, SystemExit(3))
     assert result.errors[-1].exception_class_path == "builtins.SystemExit"
+
+
+def test_interrupted_attempts_do_not_use_up_retries() -> None:
+    """An attempt stopped by its worker's death or shutdown (recorded as WorkerLost) is not a
+    failure: a later failure still gets the task's retries (issue 11, item 5)."""
+    from taskyard.exceptions import WorkerLost
+    from taskyard.tasks.execution import error_from_exception, interruptions, record_failure
+    from taskyard.tasks.results import TaskResult
+
+    task = tasks.add.using(retries=1, retry_backoff=0)
+    result: TaskResult[int] = TaskResult(
+        task=task, id="x", status=TaskResultStatus.RUNNING, args=[], kwargs={}, backend="default"
+    )
+    result._worker_ids = ["a", "b"]  # attempt 1 was interrupted, attempt 2 is failing now
+    result._errors = [error_from_exception(WorkerLost("interrupted"))]
+    assert interruptions(result) == 1
+    assert record_failure(task, result, ValueError("x")).will_retry  # one failure, one retry
+    result._worker_ids.append("c")
+    assert not record_failure(task, result, ValueError("y")).will_retry  # the second failure
+
+
+def test_worker_interrupted_leaves_the_attempt_to_the_worker() -> None:
+    """A shutdown that stops a running task is not the task's failure: execute() lets the
+    worker's WorkerInterrupted through instead of recording it."""
+    from taskyard.exceptions import WorkerInterrupted
+    from taskyard.tasks.execution import execute
+    from taskyard.tasks.results import TaskResult
+
+    result: TaskResult[str] = TaskResult(
+        task=tasks.raises_worker_interrupted,
+        id="y",
+        status=TaskResultStatus.READY,
+        args=[],
+        kwargs={},
+        backend="default",
+    )
+    with pytest.raises(WorkerInterrupted):
+        execute(tasks.raises_worker_interrupted, result, worker_id="w", sender=object)
+    assert result.errors == []

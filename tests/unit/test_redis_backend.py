@@ -77,6 +77,26 @@ def test_connection_options_without_url() -> None:
     )
 
 
+def test_every_client_has_connect_and_reply_timeouts_and_never_retries_a_timeout() -> None:
+    """A frozen Redis must give callers BackendUnavailable within the socket timeout (issue 11,
+    item 8): before, there was no reply timeout and redis-py retried timed-out commands."""
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    taskyard.configure(url="redis://127.0.0.1:6379/0")
+    backend = backends["default"]
+    assert isinstance(backend, RedisBackend)
+    assert backend.options["SOCKET_TIMEOUT"] == 10.0
+    assert backend.options["SOCKET_CONNECT_TIMEOUT"] == 5.0
+    kwargs = backend.new_client().connection_pool.connection_kwargs
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (10.0, 5.0)
+    retry = kwargs["retry"]
+    assert retry._retries == 1
+    assert ConnectionError in retry._supported_errors
+    assert TimeoutError not in retry._supported_errors
+    with pytest.raises(InvalidTaskBackend, match="SOCKET_TIMEOUT.*finite"):
+        configure_redis(new_fake_url(), SOCKET_TIMEOUT=float("inf"))
+
+
 def test_bad_settings_name_the_culprit() -> None:
     with pytest.raises(InvalidTaskBackend, match="unknown OPTIONS key.*NOPE"):
         taskyard.configure(url="redis://localhost/0?nope=1")

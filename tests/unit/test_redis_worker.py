@@ -21,7 +21,7 @@ from taskyard import TaskResultStatus
 from taskyard.backends.redis import RedisBackend
 from taskyard.backends.redis.job import _own_alarm, run_job
 from taskyard.backends.redis.keys import F_ATTEMPT, F_STATUS, LEASES_KEY, RUN_JOB
-from taskyard.backends.redis.maintenance import reap
+from taskyard.backends.redis.recovery import reap_leases as reap
 from taskyard.backends.redis.scripts import script
 from taskyard.backends.redis.serializer import JSONSerializer
 from taskyard.backends.redis.worker import TaskyardJob, expand_levels
@@ -116,8 +116,10 @@ def lose_attempt(backend: RedisBackend, result_id: str, worker: str = "dead-work
     attempt = int(client.hget(key, F_ATTEMPT) or 0)
     client.lrem("rq:queue:default", 0, result_id)
     client.hset(key, "status", "started")
-    record = json.dumps({"worker_ids": [worker] * (attempt + 1)})
-    code, _, _ = script(client, "begin")(
+    stored = json.loads(client.hget(key, "taskyard") or "{}")
+    stored["worker_ids"] = [*(stored.get("worker_ids") or []), worker]
+    record = json.dumps(stored)
+    code, _, _, _ = script(client, "begin")(
         keys=[key, LEASES_KEY],
         args=[
             str(attempt),
@@ -126,36 +128,57 @@ def lose_attempt(backend: RedisBackend, result_id: str, worker: str = "dead-work
             "2026-01-01T00:00:00+00:00",
             time.time() - 1,
             result_id,
+            f"token-{attempt}",
+            time.time(),
         ],
     )
     assert code == 1
 
 
-def test_a_lost_attempt_is_handed_back_and_recorded(backend: RedisBackend) -> None:
-    result = tasks.add.using(retries=1).enqueue(2, 3)
+def test_an_interrupted_attempt_runs_again_whatever_retries_says(backend: RedisBackend) -> None:
+    result = tasks.add.enqueue(2, 3)  # retries=0: an interruption is not a failure
     lose_attempt(backend, result.id)
     assert backend.get_result(result.id).status is S.RUNNING  # nobody knows yet
     assert reap(backend.connection()) == [result.id]
-    assert backend.get_result(result.id).status is S.READY  # back in its queue
+    interrupted = backend.get_result(result.id)
+    assert interrupted.status is S.READY  # back in its queue, the interruption in its history
+    assert interrupted.attempts == 1 and len(interrupted.errors) == 1
     burst(backend)
     result.refresh()
     assert result.status is S.SUCCESSFUL and result.return_value == 5
     assert result.attempts == 2 and result.worker_ids[0] == "dead-worker:1"
-    assert [e.exception_class_path for e in result.errors] == [
-        "taskyard.backends.redis.record.WorkerLost"
-    ]
-    assert "attempt 1 on worker dead-worker:1 was lost" in result.errors[0].traceback
+    assert [e.exception_class_path for e in result.errors] == ["taskyard.exceptions.WorkerLost"]
+    assert "attempt 1 on worker dead-worker:1 was interrupted" in result.errors[0].traceback
+    assert "interruption 1 of at most 3" in result.errors[0].traceback
     assert backend.connection().zcard(LEASES_KEY) == 0
 
 
-def test_a_lost_last_attempt_fails_the_task(backend: RedisBackend) -> None:
-    result = tasks.add.enqueue(2, 3)  # no retries
+def test_interruptions_do_not_use_up_retries(backend: RedisBackend) -> None:
+    result = tasks.flaky.using(retries=1, retry_backoff=0).enqueue(3)  # fails on attempt 2
+    lose_attempt(backend, result.id)
+    reap(backend.connection())
+    burst(backend, rounds=3)
+    result.refresh()
+    assert result.status is S.SUCCESSFUL, result.errors
+    assert [e.exception_class_path.rsplit(".", 1)[1] for e in result.errors] == [
+        "WorkerLost",
+        "ConnectionError",
+    ]
+
+
+def test_a_task_interrupted_more_than_the_bound_fails(fake_redis_url: str) -> None:
+    backend = configure_redis(fake_redis_url, MAX_INTERRUPTIONS=1)
+    result = tasks.add.enqueue(2, 3)
     dependent = tasks.add.using(depends_on=result).enqueue(1, 1)
     lose_attempt(backend, result.id)
     assert reap(backend.connection()) == [result.id]
+    assert backend.get_result(result.id).status is S.READY
+    lose_attempt(backend, result.id, worker="dead-worker:2")
+    assert reap(backend.connection()) == [result.id]
     result.refresh()
-    assert result.status is S.FAILED
-    assert result.errors[-1].exception_class_path == "taskyard.backends.redis.record.WorkerLost"
+    assert result.status is S.FAILED and result.attempts == 2
+    assert [e.exception_class_path for e in result.errors] == ["taskyard.exceptions.WorkerLost"] * 2
+    assert "more than MAX_INTERRUPTIONS (1)" in result.errors[-1].traceback
     job = Job.fetch(result.id, connection=backend.connection())
     assert job.get_status() == JobStatus.FAILED
     assert dependent.wait(1).status is S.CANCELLED
@@ -174,9 +197,12 @@ def test_a_superseded_attempt_cannot_record_its_outcome(backend: RedisBackend) -
     client = backend.connection()
     key = f"rq:job:{result.id}"
     begin, finish = script(client, "begin"), script(client, "finish")
-    args = ["", "", "w1", "2026-01-01T00:00:00+00:00", time.time() + 9, result.id]
+    args = ["", "", "w1", "2026-01-01T00:00:00+00:00", time.time() + 9, result.id, "t1", 0]
     assert begin(keys=[key, LEASES_KEY], args=args)[0] == 1
-    assert begin(keys=[key, LEASES_KEY], args=["0", "{}", *args[2:]])[0] == 0  # CAS lost
+    assert begin(keys=[key, LEASES_KEY], args=args)[:2] == [1, b"1"]  # a retried call: a no-op
+    other = ["0", "{}", *args[2:6], "t2", 0]
+    assert begin(keys=[key, LEASES_KEY], args=other)[0] == 0  # CAS lost
+    assert begin(keys=[key, LEASES_KEY], args=["", "", *args[2:6], "t2", 0])[0] == 0  # live lease
     client.hset(key, F_ATTEMPT, 2)  # the reaper handed it on and attempt 2 began
     assert (
         finish(keys=[key, LEASES_KEY, key], args=[1, "SUCCESSFUL", "{}", result.id, "", "0"]) == 0

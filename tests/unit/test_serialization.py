@@ -63,3 +63,60 @@ def test_return_value_error_names_the_task() -> None:
     # Not reported as a bad argument ("pass str, int..."): the task must return JSON.
     assert not isinstance(caught.value, InvalidTaskArguments)
     assert "pass str" not in str(caught.value) and "a task must return JSON" in str(caught.value)
+
+
+# -- what no store can hold (issue 11, item 9) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        (["a\x00b"], {}, r"argument 0: args\[0\] contains a NUL character"),
+        ([["ok", "\ud800"]], {}, r"args\[0\]\[1\] contains a lone surrogate"),
+        ([{"k\x00": 1}], {}, r"args\[0\] has a key 'k\\x00' that contains a NUL"),
+        ([], {"name": {"x": "\udfff"}}, r"kwargs\['name'\]\['x'\] contains a lone surrogate"),
+        ([], {"bad\x00name": 1}, r"keyword argument 'bad\\x00name': its name contains a NUL"),
+    ],
+)
+def test_text_a_store_cannot_hold_is_refused_with_its_position(
+    args: list[object], kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidTaskArguments, match=f"mod.task: .*{message}"):
+        normalize_arguments(args, kwargs, "mod.task")
+
+
+def test_text_that_is_unusual_but_valid_passes() -> None:
+    args, _ = normalize_arguments(["é ✓ 𝄞 \U0010ffff", "tab\tnew\nline"], {}, "t")
+    assert args == ["é ✓ 𝄞 \U0010ffff", "tab\tnew\nline"]
+
+
+MAX_NESTING = 100  # the documented limit (docs/tasks.md; taskyard.tasks.limits.MAX_NESTING)
+
+
+def nested(depth: int) -> list[object]:
+    root: list[object] = []
+    inner = root
+    for _ in range(depth - 1):
+        child: list[object] = []
+        inner.append(child)
+        inner = child
+    return root
+
+
+def test_nesting_deeper_than_the_limit_is_refused_not_a_recursion_error() -> None:
+    normalize_arguments([nested(MAX_NESTING)], {}, "t")  # the limit itself is fine
+    with pytest.raises(InvalidTaskArguments, match=f"nested more than {MAX_NESTING}"):
+        normalize_arguments([nested(MAX_NESTING + 1)], {}, "t")
+    with pytest.raises(InvalidTaskArguments, match="nested more than"):
+        normalize_arguments([nested(600)], {}, "t")  # was a bare RecursionError
+    loop: dict[str, object] = {}
+    loop["self"] = loop
+    with pytest.raises(InvalidTaskArguments, match="contains itself"):
+        normalize_arguments([], {"loop": loop}, "t")
+
+
+def test_return_values_obey_the_same_limits() -> None:
+    with pytest.raises(InvalidTaskArguments, match="the return value contains a NUL"):
+        normalize_return_value("\x00", "t")
+    with pytest.raises(InvalidTaskArguments, match="nested more than"):
+        normalize_return_value(nested(200), "t")

@@ -153,11 +153,49 @@ def test_depends_on_in_decorator_points_to_using() -> None:
         ("qualifiers", {"region": 3}, "qualifiers"),
         ("queue_name", "", "queue_name"),
         ("queue_name", 5, "queue_name"),
+        # what no store can hold (issue 11, item 9)
+        ("timeout", float("nan"), "timeout .* finite"),
+        ("timeout", float("inf"), "timeout .* finite"),
+        ("timeout", 1e10, "timeout .* at most 31536000 seconds"),
+        ("timeout", True, "timeout"),
+        ("retry_backoff", float("inf"), "retry_backoff .* finite"),
+        ("retry_backoff", float("nan"), "retry_backoff .* finite"),
+        ("retry_backoff", 1e12, "retry_backoff .* at most"),
+        ("retry_backoff_max", float("inf"), "retry_backoff_max .* finite"),
+        ("retries", 10**12, "retries .* from 0 to 100000"),
+        ("limit", 10**12, "limit .* from 1 to 1000000"),
+        ("queue_name", "q" * 101, "queue_name .* 101 characters long; the limit is 100"),
+        ("queue_name", "emails\x00", "queue_name .* NUL character"),
+        ("queue_name", "\ud800", "queue_name .* lone surrogate"),
+        ("backend", "b" * 101, "backend .* 101 characters"),
+        ("qualifiers", {"region": "eu\x00"}, "qualifiers .* NUL"),
+        ("qualifiers", {"\udc80": "eu"}, "qualifiers .* lone surrogate"),
     ],
 )
 def test_option_of_the_wrong_type_or_range(option: str, value: Any, message: str) -> None:
     with pytest.raises(InvalidTask, match=message):
         task(**{option: value})(plain)
+
+
+def test_limit_key_and_depends_on_text_is_checked() -> None:
+    with pytest.raises(InvalidTask, match="limit_key .* NUL"):
+        task(limit=1, limit_key="tenant\x00")(plain)
+    with pytest.raises(InvalidTask, match="depends_on .* lone surrogate"):
+        task(plain).using(depends_on="\ud800")
+
+
+def test_run_after_too_far_ahead_is_invalid_task_not_overflow() -> None:
+    with pytest.raises(InvalidTask, match="year 9999"):
+        task(plain).using(run_after=timedelta(days=10**7))
+
+
+def test_enqueued_by_identity_must_fit_the_column() -> None:
+    from taskyard.tasks.results import enqueued_by
+
+    with pytest.raises(InvalidTask, match="200"):
+        enqueued_by("u" * 201).__enter__()
+    with pytest.raises(InvalidTask, match="NUL"):
+        enqueued_by("user\x00").__enter__()
 
 
 def test_limit_key_without_limit() -> None:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from taskyard.backends.base import Backend, Option, not_negative, positive
 from taskyard.backends.redis.keys import (
     DEFAULT_LEASE,
+    DEFAULT_MAX_INTERRUPTIONS,
     as_str,
     bad_queue_name,
     level_queue,
@@ -43,6 +44,25 @@ from taskyard.tasks.task import PreparedCall, Task
 
 T = TypeVar("T")
 NoneType = type(None)
+
+
+DEFAULT_SOCKET_TIMEOUT = 10.0
+"""Seconds a Redis reply may take by default (workers raise it above their blocking reads)."""
+
+
+def connection_retry(retries: int) -> Any:
+    """redis-py's retry policy for taskyard's clients: ``retries`` quick retries on a new
+    connection after a connection error, none after a timeout.
+
+    redis-py 6+ retries every command up to ten times by default, timeouts included, so a
+    frozen server held an ``enqueue`` for minutes; and a command that timed out may have run,
+    so running it again could store a job twice.
+    """
+    from redis.backoff import EqualJitterBackoff
+    from redis.exceptions import ConnectionError
+    from redis.retry import Retry
+
+    return Retry(EqualJitterBackoff(cap=0.5, base=0.05), retries, (ConnectionError,))
 
 
 def _ttl(value: Any) -> str | None:
@@ -78,8 +98,21 @@ class RedisBackend(Backend):
         "USERNAME": Option((str, NoneType), None, "Redis ACL user (without URL)"),
         "PASSWORD": Option((str, NoneType), None, "Redis password (without URL)"),
         "SSL": Option(bool, False, "use TLS (without URL; with a URL use rediss://)"),
-        "SOCKET_TIMEOUT": Option((float, NoneType), None, "seconds per Redis reply", positive),
+        "SOCKET_TIMEOUT": Option(
+            (float, NoneType),
+            DEFAULT_SOCKET_TIMEOUT,
+            "seconds to wait for a Redis reply (None: forever); a frozen Redis raises "
+            "BackendUnavailable after this long",
+            positive,
+        ),
         "SOCKET_CONNECT_TIMEOUT": Option(float, 5.0, "seconds to connect to Redis", positive),
+        "CONNECTION_RETRIES": Option(
+            int,
+            1,
+            "times a command is retried on a new connection after a connection error (never "
+            "after a timeout: the command may have run)",
+            not_negative,
+        ),
         "CONNECTION_CLASS": Option(
             str, "redis.Redis", "dotted path of a redis.Redis-compatible client class"
         ),
@@ -96,6 +129,13 @@ class RedisBackend(Backend):
             "seconds an attempt whose worker went silent keeps its job before a reaper "
             "hands it back (the worker renews it every third of that)",
             positive,
+        ),
+        "MAX_INTERRUPTIONS": Option(
+            int,
+            DEFAULT_MAX_INTERRUPTIONS,
+            "times an attempt interrupted by its worker's death or shutdown is run again "
+            "(whatever retries says); one more and the task fails with WorkerLost",
+            not_negative,
         ),
         "TIMEOUT_GRACE": Option(
             float, 30.0, "seconds added to a task's timeout for rq's hard job limit", not_negative
@@ -118,6 +158,7 @@ class RedisBackend(Backend):
         self._client_lock = threading.Lock()
         self._queues: dict[str, Any] = {}
         self._lease: float = self.options["LEASE"]
+        self._max_interruptions: int = self.options["MAX_INTERRUPTIONS"]
         self._store = JobStore(self)
         self._grace: float = self.options["TIMEOUT_GRACE"]
 
@@ -150,6 +191,7 @@ class RedisBackend(Backend):
         kwargs: dict[str, Any] = {
             "socket_timeout": opts["SOCKET_TIMEOUT"],
             "socket_connect_timeout": opts["SOCKET_CONNECT_TIMEOUT"],
+            "retry": connection_retry(opts["CONNECTION_RETRIES"]),
             **opts["CONNECTION_KWARGS"],
         }
         if opts["URL"]:

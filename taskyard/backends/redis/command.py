@@ -62,8 +62,15 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve /health/liveness, /health/readiness, /processor/monitoring and /metrics",
     )
     parser.add_argument(
+        "--shutdown-timeout",
+        type=_seconds,
+        default=None,
+        help="seconds a warm shutdown (SIGTERM) waits for the running task; past it the task is "
+        "stopped and handed back to run again (default: wait as long as it takes, as rq does)",
+    )
+    parser.add_argument(
         "--reap-interval",
-        type=float,
+        type=_seconds,
         default=1.0,
         help="seconds between passes that hand back attempts whose lease ran out (0: none)",
     )
@@ -83,6 +90,19 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     add_connect_arguments(parser)
 
 
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds >= 0."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds >= 0")
+    return value
+
+
 def _fail(message: str) -> int:
     from taskyard.command import CommandError
 
@@ -90,12 +110,11 @@ def _fail(message: str) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rq.job import Job
-
     from taskyard.backends.redis.backend import RedisBackend
     from taskyard.backends.redis.keys import bad_queue_name
-    from taskyard.backends.redis.worker import WORKER_CLASSES, TaskyardJob
+    from taskyard.backends.redis.worker import WORKER_CLASSES
     from taskyard.config import backends
+    from taskyard.tasks.limits import MAX_ID_LENGTH, name_problem
 
     backend = backends[args.backend]
     if not isinstance(backend, RedisBackend):
@@ -112,13 +131,23 @@ def _run(args: argparse.Namespace) -> int:
             return _fail(problem)
     if args.worker_class == "pool" and args.max_jobs is not None:
         return _fail("--max-jobs cannot be combined with --worker-class pool")
+    if args.name is not None and name_problem(args.name, MAX_ID_LENGTH):
+        return _fail(f"--name {args.name!r} {name_problem(args.name, MAX_ID_LENGTH)}")
+    job_class = None  # taskyard's worker classes guard rq's own (see backends.redis.policy)
     from taskyard.worker.startup import reach_backend
 
     reach_backend(backend, args.connect_retries)
-    job_class = Job if args.allow_rq_jobs else TaskyardJob
     base = WORKER_CLASSES["simple" if args.worker_class == "simple" else "forking"]
     worker_class: Any = type(
-        base.__name__, (base,), {"reap_interval": args.reap_interval, "__module__": base.__module__}
+        base.__name__,
+        (base,),
+        {
+            "reap_interval": args.reap_interval,
+            "allow_rq_jobs": args.allow_rq_jobs,
+            "lease": backend._lease,
+            "shutdown_timeout": args.shutdown_timeout,
+            "__module__": base.__module__,
+        },
     )
     client = backend.new_client()
     logger.info(

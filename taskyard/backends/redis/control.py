@@ -134,7 +134,6 @@ class LeaseKeeper:
             return list(self._leases)
 
     def _run(self) -> None:
-        errors = _redis_errors()
         while True:
             time.sleep(self._tick)
             now = time.monotonic()
@@ -145,7 +144,7 @@ class LeaseKeeper:
             for jid, client, lease in due:
                 try:
                     client.zadd(LEASES_KEY, {jid: time.time() + lease}, xx=True)
-                except errors as exc:
+                except Exception as exc:  # Redis away, or anything else: the thread must live
                     logger.warning("could not extend the lease of %s: %s", jid, exc)
 
 

@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from taskyard.backends.redis.keys import as_str
-from taskyard.backends.redis.worker import expand_levels
+from taskyard.backends.redis.levels import expand_levels
+from taskyard.backends.redis.quarantine import quarantined_count
 from taskyard.worker.health import Metrics, QueueStats, monitoring_payload, queue_metrics
 
 
@@ -54,7 +55,10 @@ def queue_stats(client: Any, bases: Sequence[str]) -> dict[str, QueueStats]:
             text = as_str(stamp)
             if not text:
                 continue
-            age = max(0.0, now - utcparse(text).timestamp())
+            try:
+                age = max(0.0, now - utcparse(text).timestamp())
+            except ValueError:  # a damaged job: the worker sets it aside when it reaches it
+                continue
             current = stats[base].oldest_waiting_seconds
             stats[base].oldest_waiting_seconds = age if current is None else max(current, age)
     return stats
@@ -93,8 +97,15 @@ class RQHealth:
             return False, "worker not running"
         try:
             self.client.ping()
+            quarantined = quarantined_count(self.client)
         except Exception as exc:
             return False, f"Redis unreachable: {type(exc).__name__}"
+        if quarantined:
+            # the worker works on; the damaged jobs were failed and set aside, not retried
+            return True, (
+                f"ok, but {quarantined} job(s) whose stored data could not be read were failed "
+                "and set aside in the last 7 days (taskyard:quarantined)"
+            )
         return True, "ok"
 
     def monitoring(self) -> dict[str, Any]:
@@ -107,6 +118,11 @@ class RQHealth:
         metrics: Metrics = {
             **queue_metrics(stats, "Jobs in rq's failed registries, per queue"),
             "taskyard_worker_processes": ("gauge", "Worker processes", float(self._processes())),
+            "taskyard_tasks_quarantined": (
+                "gauge",
+                "Jobs whose stored data could not be read, failed and set aside (last 7 days)",
+                float(quarantined_count(self.client)),
+            ),
         }
         if self._counters is not None:
             succeeded, failed = self._counters()

@@ -24,22 +24,26 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from taskyard.backends.redis.control import KEEPER, RedisControl
+from taskyard.backends.redis.horse import executing
 from taskyard.backends.redis.keys import (
     DEFAULT_LEASE,
+    DEFAULT_MAX_INTERRUPTIONS,
     F_ATTEMPT,
     F_RECORD,
+    F_RETURN,
     LEASES_KEY,
     limit_key,
 )
 from taskyard.backends.redis.maintenance import cancel_dependents
+from taskyard.backends.redis.quarantine import quarantine
 from taskyard.backends.redis.record import (
-    WorkerLost,
     apply_record,
     dump_record,
     load_record,
@@ -47,7 +51,7 @@ from taskyard.backends.redis.record import (
     task_from_options,
 )
 from taskyard.backends.redis.scripts import script
-from taskyard.exceptions import InvalidTask, TaskCancelled
+from taskyard.exceptions import InvalidTask, TaskCancelled, WorkerInterrupted, WorkerLost
 from taskyard.tasks import registry
 from taskyard.tasks.execution import (
     Outcome,
@@ -55,6 +59,7 @@ from taskyard.tasks.execution import (
     error_from_exception,
     execute,
     fail_without_running,
+    interruptions,
     record_failure,
     utcnow,
 )
@@ -64,7 +69,9 @@ logger = logging.getLogger("taskyard.backends.redis")
 
 S = TaskResultStatus
 RETRY_FOREVER = 2**31 - 1  # rq's Retry.max: taskyard, not rq, decides when retries stop
-PERSIST_TRIES = 6
+PERSIST_MAX_DELAY = 5.0
+"""Longest pause between tries to store an outcome while Redis is away (it is tried until Redis
+answers: a finished outcome is never dropped because Redis was away)."""
 
 
 class TaskFailed(Exception):
@@ -84,7 +91,14 @@ def run_job(
     job = get_current_job()
     if job is None:
         raise RuntimeError("run_job() runs taskyard tasks inside an rq worker only")
-    return _Attempt(job, module_path, args, kwargs, options).run()
+    attempt = _Attempt(job, module_path, args, kwargs, options)
+    try:
+        return attempt.run()
+    except WorkerInterrupted:
+        if attempt.attempt_began:
+            raise  # its lease runs out and the reaper hands it back, recorded as interrupted
+        logger.warning("task %s: the worker is shutting down before it began: handed back", job.id)
+        return attempt._retry_at(utcnow(), immediately=True)  # uncounted: it never began
 
 
 def _sender() -> type:
@@ -104,10 +118,16 @@ class _Attempt:
         self.kwargs = kwargs
         self.options = options if isinstance(options, dict) else {}
         self.lease = float(self.options.get("_lease", DEFAULT_LEASE))
+        self.max_interruptions = int(
+            self.options.get("_max_interruptions", DEFAULT_MAX_INTERRUPTIONS)
+        )
         self.worker_id: str = (
             job.worker_name or os.environ.get("RQ_WORKER_ID") or process_identity()
         )
         self.sender = _sender()
+        self.token = uuid.uuid4().hex
+        self.attempt = 0
+        self.attempt_began = False
 
     # -- the attempt ---------------------------------------------------------------------------
 
@@ -125,7 +145,9 @@ class _Attempt:
         if task.run_after is not None and task.run_after.timestamp() > time.time():
             return self._retry_at(task.run_after)  # released early (e.g. by a dependency)
         now = utcnow()
-        code, raw = self._begin("", "", now)
+        code, raw, status = self._begin("", "", now)
+        if code == -3:
+            return self._corrupt(raw)
         result: TaskResult[Any] = TaskResult(
             task=task,
             id=self.id,
@@ -134,18 +156,20 @@ class _Attempt:
             kwargs=self.kwargs,
             backend=task.backend,
         )
-        apply_record(result, load_record(raw))
+        try:
+            apply_record(result, load_record(raw))
+        except (ValueError, TypeError, AttributeError) as exc:
+            return self._corrupt(f"the record cannot be read ({exc})")
         if code == 1:  # the usual path: started in one round trip
             result._status = S.RUNNING
             return self._execute(task, result)
-        if code == 3:  # the previous attempt never recorded an outcome: its worker died
-            self._record_lost_attempt(result)
-            if result.attempts > task.retries:
+        if code == 3:  # the previous attempt never recorded an outcome: it was interrupted
+            if self._record_interruption(result, "its worker stopped before recording an outcome"):
                 return self._fail(result)
             return self._claim(task, result, now)
-        return self._not_started(code, result)
+        return self._not_started(code, result, status)
 
-    def _begin(self, expected: str, record: str, now: datetime) -> tuple[int, str]:
+    def _begin(self, expected: str, record: str, now: datetime) -> tuple[int, str, str]:
         reply = self._persist(
             "begin",
             [self.key, LEASES_KEY],
@@ -156,11 +180,14 @@ class _Attempt:
                 now.isoformat(),
                 time.time() + self.lease,
                 self.id,
+                self.token,
+                time.time(),
             ],
         )
-        code, attempt, raw = reply
+        code, attempt, raw, status = reply
         self.attempt = int(attempt)
-        return int(code), raw.decode() if isinstance(raw, bytes) else str(raw)
+        self.attempt_began = self.attempt_began or int(code) == 1
+        return int(code), _text(raw), _text(status)
 
     def _claim(self, task: Any, result: TaskResult[Any], now: datetime) -> Any:
         """Start an attempt whose record this process computed (after a lost attempt)."""
@@ -169,27 +196,40 @@ class _Attempt:
         result._started_at = result._started_at or now
         result._last_attempted_at = now
         result._worker_ids.append(self.worker_id)
-        code, _ = self._begin(str(self.attempt), dump_record(result), now)
+        code, _, status = self._begin(str(self.attempt), dump_record(result), now)
         if code == 1:
             return self._execute(task, result)
         result._worker_ids.pop()
         result._started_at, result._last_attempted_at = saved
         result._status = S.READY
-        return self._not_started(code, result)
+        return self._not_started(code, result, status)
 
-    def _not_started(self, code: int, result: TaskResult[Any]) -> Any:
+    def _not_started(self, code: int, result: TaskResult[Any], status: str) -> Any:
         if code == 2:
             return self._cancel_before_start(result)
         if code == -1:
+            if status == "SUCCESSFUL":  # rq's view catches up with taskyard's: no run
+                raw = self.client.hget(self.key, F_RETURN)
+                return json.loads(raw) if raw else None
             return self._not_run(f"job {self.id} already finished; not run again")
         if code == -2:
             return self._not_run(f"job {self.id} no longer exists; not run")
         return self._not_run(f"job {self.id} was claimed by another attempt; not run here")
 
     def _execute(self, task: Any, result: TaskResult[Any]) -> Any:
+        # The lease is held until the outcome is stored: while Redis is away the attempt keeps
+        # trying to store it, and once Redis is back its lease is renewed before any reaper
+        # judges it (reapers wait a lease after an outage).
         KEEPER.hold(self.client, self.id, self.lease)
         try:
-            with _own_alarm(task.timeout):
+            return self._run_and_store(task, result)
+        finally:
+            KEEPER.release(self.id)
+
+    def _run_and_store(self, task: Any, result: TaskResult[Any]) -> Any:
+        outcome: Outcome | None = None
+        try:
+            with _own_alarm(task.timeout), executing(task.timeout, self.attempt):
                 outcome = execute(
                     task,
                     result,
@@ -198,8 +238,10 @@ class _Attempt:
                     control=RedisControl(self.client, self.job, self.lease),
                     claimed=True,
                 )
-        finally:
-            KEEPER.release(self.id)
+        except WorkerInterrupted:
+            logger.warning("task %s: attempt %d interrupted by a shutdown", self.id, self.attempt)
+        if outcome is None:
+            return self._interrupted(result)
         self._finish(result, outcome)
         if outcome.status is S.SUCCESSFUL:
             return result._return_value
@@ -208,16 +250,36 @@ class _Attempt:
             return self._retry_at(outcome.retry_at, immediately=outcome.retry_delay <= 0)
         raise self._rq_error(result) from outcome.exception
 
+    def _interrupted(self, result: TaskResult[Any]) -> Any:
+        """The worker is shutting down under a running attempt: hand the task back (recorded in
+        its history), or fail it if it was interrupted more often than its bound."""
+        if self._record_interruption(result, "its worker was shut down while it ran"):
+            return self._fail(result)
+        result._status = S.READY
+        now = utcnow()
+        self._finish(result, Outcome(S.READY, retry_at=now))
+        return self._retry_at(now, immediately=True)
+
     # -- outcomes without a run ------------------------------------------------------------------
 
-    def _record_lost_attempt(self, result: TaskResult[Any]) -> None:
+    def _record_interruption(self, result: TaskResult[Any], why: str) -> bool:
+        """Record the current attempt as interrupted; True when that is one interruption more
+        than the task's bound (it must then fail rather than run again)."""
         worker = result.worker_ids[-1] if result.worker_ids else "?"
+        count = interruptions(result) + 1
+        over = count > self.max_interruptions
         lost = WorkerLost(
-            f"attempt {result.attempts} on worker {worker} was lost: the worker stopped "
-            "(killed, crashed or cut off from Redis) before recording an outcome"
+            f"attempt {result.attempts} on worker {worker} was interrupted ({why}); "
+            + (
+                f"the task was interrupted {count} times, more than MAX_INTERRUPTIONS "
+                f"({self.max_interruptions}), so it is failed rather than run again"
+                if over
+                else f"interruption {count} of at most {self.max_interruptions}: it runs again"
+            )
         )
         result._errors.append(error_from_exception(lost))
         logger.warning("task %s: %s", self.id, lost)
+        return over
 
     def _fail(self, result: TaskResult[Any]) -> Any:
         result._status = S.FAILED
@@ -225,10 +287,19 @@ class _Attempt:
         self._finish(result, Outcome(S.FAILED))
         raise self._rq_error(result)
 
+    def _corrupt(self, why: str) -> Any:
+        """The job's stored record cannot be read: set it aside as FAILED, run nothing."""
+        quarantine(self.client, self.id, f"job {self.id}: {why}")
+        self.job.retries_left = 0
+        raise TaskFailed(f"job {self.id} cannot run: {why}")
+
     def _unrunnable(self, exc: BaseException) -> Any:
         raw_record, raw_attempt = self.client.hmget(self.key, F_RECORD, F_ATTEMPT)
-        self.attempt = int(raw_attempt or 0)
-        record = load_record(raw_record)
+        try:
+            self.attempt = int(raw_attempt or 0)
+            record = load_record(raw_record)
+        except (ValueError, TypeError) as damaged:
+            return self._corrupt(f"{exc}; and its stored record cannot be read ({damaged})")
         path = self.module_path if isinstance(self.module_path, str) else repr(self.module_path)
         result: TaskResult[Any] = TaskResult(
             task=registry.placeholder(path),
@@ -311,22 +382,25 @@ class _Attempt:
                 logger.info("task %s cancelled: dependency %s did not succeed", cancelled, self.id)
 
     def _persist(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        """Run a Lua script, retrying while Redis is unreachable (the attempt already ran)."""
+        """Run a Lua script, retrying until Redis answers: an attempt that ran keeps its
+        outcome however long Redis is away (the scripts are fenced, so a retry that repeats a
+        write that did land changes nothing)."""
         from redis.exceptions import ConnectionError, TimeoutError
 
-        delay = 0.5
-        for tries in range(1, PERSIST_TRIES + 1):
+        delay = 0.25
+        while True:
             try:
                 return script(self.client, name)(keys=keys, args=args)
             except (ConnectionError, TimeoutError) as exc:
-                if tries == PERSIST_TRIES:
-                    raise
                 logger.warning(
-                    "task %s: Redis unreachable (%s); retrying in %.1fs", self.id, exc, delay
+                    "task %s: Redis unreachable (%s); trying again in %.1fs", self.id, exc, delay
                 )
                 time.sleep(delay)
-                delay = min(delay * 2, 8.0)
-        raise AssertionError("unreachable")  # pragma: no cover
+                delay = min(delay * 2, PERSIST_MAX_DELAY)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @contextmanager

@@ -22,12 +22,29 @@ F_STATUS = "taskyard_status"  # READY, RUNNING, SUCCESSFUL, FAILED or CANCELLED
 F_ATTEMPT = "taskyard_attempt"  # attempts started; fences writes from superseded attempts
 F_RETURN = "taskyard_return"  # JSON return value of a SUCCESSFUL task
 F_CANCEL = "taskyard_cancel"  # "1" once cancel() was called
+F_HANDBACKS = "taskyard_handbacks"  # times the job was taken but handed back before it began
+F_TOKEN = "taskyard_token"  # the token of the attempt that began last (a retried begin is a no-op)
 
 DEFAULT_LEASE = 10.0
 """Seconds a silent attempt keeps its job (the Redis backend's ``LEASE`` option)."""
 
 LEASES_KEY = "taskyard:leases"
 """Sorted set: job id -> time (epoch seconds) its running attempt's lease ends."""
+
+DEFAULT_MAX_INTERRUPTIONS = 3
+"""Interrupted attempts re-run before a task fails with ``WorkerLost`` (``MAX_INTERRUPTIONS``)."""
+
+MAX_HANDBACKS = 10
+"""Times a job may be taken by a worker and handed back without beginning (its worker died
+before the attempt began) before it fails with ``WorkerLost``: a job whose mere loading kills
+the worker process must not loop forever."""
+
+QUARANTINE_KEY = "taskyard:quarantined"
+"""Sorted set: id of a job whose stored data could not be read -> when it was failed."""
+
+INTERMEDIATE_SUFFIX = ":intermediate"
+"""rq's list of jobs a worker has taken from a queue and not yet started: ``<queue key>`` +
+this suffix (rq's ``IntermediateQueue``)."""
 
 _LEVEL_SUFFIX = re.compile(r":p(-?\d+)$")
 

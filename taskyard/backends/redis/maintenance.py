@@ -1,5 +1,5 @@
-"""State changes made outside a running attempt: cancelling jobs that have not started (and,
-transitively, the jobs that depend on them) and reaping attempts whose lease ran out.
+"""Cancelling jobs that have not started (and, transitively, the jobs that depend on them).
+Attempts whose lease ran out and stranded jobs are ``recovery``'s business.
 
 Each change is one optimistic transaction (``WATCH`` the job, read, ``MULTI``, write,
 ``EXEC``, retried on conflict), so a worker starting the same job at the same moment either
@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-import traceback
 from typing import Any
 
 from taskyard.backends.redis.keys import (
-    F_ATTEMPT,
     F_CANCEL,
     F_RECORD,
     F_STATUS,
-    LEASES_KEY,
     as_str,
 )
-from taskyard.backends.redis.record import RQ_FINISHED, WorkerLost, decode_call, load_record
+from taskyard.backends.redis.quarantine import quarantine
+from taskyard.backends.redis.record import RQ_FINISHED, load_record
 from taskyard.backends.redis.serializer import JSONSerializer
 from taskyard.exceptions import InvalidTask
 from taskyard.tasks.execution import error_from_exception, utcnow
@@ -39,7 +36,10 @@ def _error(exc: BaseException) -> dict[str, str]:
 
 
 def _finished_record(raw: Any, exc: BaseException) -> str:
-    record = load_record(raw)
+    try:
+        record = load_record(raw)
+    except ValueError:  # unreadable: the cancellation is recorded in a fresh record
+        record = {}
     record.setdefault("errors", []).append(_error(exc))
     record["finished_at"] = utcnow().isoformat()
     return json.dumps(record, separators=(",", ":"))
@@ -137,115 +137,7 @@ def dependency_failed(client: Any, dependency_ids: list[str]) -> tuple[str, str]
     return None
 
 
-# -- reaping lost attempts --------------------------------------------------------------------
-
-
-def reap(client: Any, now: float | None = None, batch: int = 100) -> list[str]:
-    """Hand back or fail every attempt whose lease ended before ``now``.
-
-    An attempt whose process died keeps its job ``started`` in rq with nobody running it. If
-    the task has attempts left, the job goes back to its rq queue now (the next attempt records
-    the lost one as a ``WorkerLost`` error); otherwise it becomes FAILED with that error.
-    Returns the job ids acted on.
-    """
-    moment = time.time() if now is None else now
-    ids = [as_str(m) or "" for m in client.zrangebyscore(LEASES_KEY, "-inf", moment, 0, batch)]
-    acted = []
-    for job_id in ids:
-        try:
-            if _reap_one(client, job_id, moment):
-                acted.append(job_id)
-        except Exception:
-            logger.exception("reaping job %s failed; will try again", job_id)
-    return acted
-
-
-def _reap_one(client: Any, job_id: str, now: float) -> bool:
-    from rq.job import Job, JobStatus
-    from rq.queue import Queue
-    from rq.results import Result
-
-    key = Job.key_for(job_id)
-    watch_error = _watch_error()
-    for _ in range(_TRIES):
-        with client.pipeline() as pipe:
-            try:
-                pipe.watch(key, LEASES_KEY)
-                score = pipe.zscore(LEASES_KEY, job_id)
-                if score is None or score > now:
-                    return False
-                rq_raw, status_raw, attempt_raw, record, data = pipe.hmget(
-                    key, "status", F_STATUS, F_ATTEMPT, F_RECORD, "data"
-                )
-                rq_status, status = as_str(rq_raw), as_str(status_raw)
-                if (
-                    rq_status is None
-                    or status != "RUNNING"
-                    or rq_status
-                    not in (
-                        "started",
-                        "failed",
-                        "stopped",
-                    )
-                ):
-                    # Gone, finished, or rq already put it back in a queue: just drop the lease.
-                    pipe.multi()
-                    pipe.zrem(LEASES_KEY, job_id)
-                    pipe.execute()
-                    return False
-                attempt = int(attempt_raw or 0)
-                options = decode_call(data)[1][3]
-                retries = int(options.get("retries", 0))
-                workers = load_record(record).get("worker_ids") or ["?"]
-                job = Job.fetch(job_id, connection=client, serializer=JSONSerializer)
-                executions = job.get_executions() if rq_status == "started" else []
-                requeue = rq_status == "started" and attempt <= retries
-                pipe.multi()
-                for execution in executions:
-                    execution.delete(job=job, pipeline=pipe)
-                pipe.zrem(LEASES_KEY, job_id)
-                if requeue:
-                    job.set_status(JobStatus.QUEUED, pipeline=pipe)
-                    Queue(job.origin, connection=client, serializer=JSONSerializer).push_job_id(
-                        job_id, pipeline=pipe
-                    )
-                else:
-                    lost = WorkerLost(
-                        f"attempt {attempt} of {job_id} on worker {workers[-1]} lost its lease "
-                        "(the worker was killed or cut off) and no attempts remain"
-                    )
-                    text = "".join(traceback.format_exception(lost))
-                    pipe.hset(
-                        key,
-                        mapping={F_STATUS: "FAILED", F_RECORD: _finished_record(record, lost)},
-                    )
-                    if rq_status == "started":
-                        job.set_status(JobStatus.FAILED, pipeline=pipe)
-                        job.failed_job_registry.add(
-                            job, ttl=job.failure_ttl, exc_string=text, pipeline=pipe
-                        )
-                        Result.create_failure(job, job.failure_ttl, exc_string=text, pipeline=pipe)
-                pipe.execute()
-            except watch_error:
-                continue
-        if requeue:
-            logger.warning(
-                "attempt %d of task %s was lost (worker %s stopped holding its lease): "
-                "handed back to queue %s",
-                attempt,
-                job_id,
-                workers[-1],
-                job.origin,
-            )
-        else:
-            lifecycle.error(
-                "task failed id=%s attempts=%d error=WorkerLost: the worker running it stopped",
-                job_id,
-                attempt,
-            )
-            cancel_dependents(client, job_id, "FAILED")
-        return True
-    return False
+# -- dependents of failed jobs ----------------------------------------------------------------
 
 
 def sweep_orphaned_dependents(client: Any) -> list[str]:
@@ -267,7 +159,11 @@ def sweep_orphaned_dependents(client: Any) -> list[str]:
             own, raw_deps = client.hmget(Job.key_for(job_id), F_STATUS, "dependency_ids")
             if own is None or not raw_deps:
                 continue  # a plain rq job: rq's rules apply to it, not taskyard's
-            deps = [str(d) for d in json.loads(raw_deps)]
+            try:
+                deps = [str(d) for d in json.loads(raw_deps)]
+            except (ValueError, TypeError) as exc:
+                quarantine(client, job_id, f"job {job_id}: dependency ids unreadable ({exc})")
+                continue
             failed = dependency_failed(client, deps)
             if failed is not None:
                 reason = InvalidTask(f"cancelled because dependency {failed[0]} ended {failed[1]}")

@@ -22,7 +22,8 @@ from taskyard.backends.redis.keys import (
     RUN_JOB,
     as_str,
 )
-from taskyard.exceptions import InvalidTask, TaskResultDoesNotExist
+from taskyard.backends.redis.quarantine import CorruptJob
+from taskyard.exceptions import InvalidTask, TaskResultDoesNotExist, WorkerLost
 from taskyard.tasks import registry
 from taskyard.tasks.results import Progress, TaskError, TaskResult, TaskResultStatus
 from taskyard.tasks.task import DEFAULT_RETRY_ON, EXTENSION_OPTIONS, Task
@@ -49,10 +50,6 @@ FINISHED_NAMES = frozenset({"SUCCESSFUL", "FAILED", "CANCELLED"})
 
 
 _PLAIN: set[int] = set()  # ids of declared tasks whose options are all the defaults
-
-
-class WorkerLost(Exception):
-    """Recorded as the error of an attempt whose worker died before it recorded an outcome."""
 
 
 # -- task options -----------------------------------------------------------------------------
@@ -225,21 +222,26 @@ def result_from_hash(
     raw = fields_.get(b"data")
     if not raw:
         raise TaskResultDoesNotExist(f"no result {job_id!r} in backend {alias!r}")
+    damaged: list[str] = []
     try:
         func_name, call = decode_call(raw)
         module_path, args, kwargs, options = call
-    except (ValueError, TypeError) as exc:
-        raise TaskResultDoesNotExist(
-            f"rq job {job_id!r} in backend {alias!r} is not a taskyard task "
-            f"(its data cannot be read: {exc})"
-        ) from None
+    except (ValueError, TypeError, zlib.error) as exc:
+        if F_STATUS.encode() not in fields_:
+            raise TaskResultDoesNotExist(
+                f"rq job {job_id!r} in backend {alias!r} is not a taskyard task "
+                f"(its data cannot be read: {exc})"
+            ) from None
+        # a taskyard task whose call data was damaged: still readable, with what is left
+        func_name, module_path, args, kwargs, options = RUN_JOB, "<unreadable>", [], {}, {}
+        damaged.append(f"its call data cannot be read ({exc})")
     if func_name != RUN_JOB:
         raise TaskResultDoesNotExist(
             f"rq job {job_id!r} in backend {alias!r} runs {func_name}, not a taskyard task"
         )
     try:
         task = task_from_options(module_path, options)
-    except InvalidTask:
+    except (InvalidTask, ValueError, TypeError):
         task = registry.placeholder(module_path)
     rq_status = as_str(fields_.get(b"status"))
     own_status = as_str(fields_.get(F_STATUS.encode()))
@@ -253,18 +255,34 @@ def result_from_hash(
         backend=alias,
         backend_obj=backend,
     )
-    apply_record(result, load_record(fields_.get(F_RECORD.encode())))
+    try:
+        apply_record(result, load_record(fields_.get(F_RECORD.encode())))
+    except (ValueError, TypeError, AttributeError) as exc:
+        damaged.append(f"its taskyard record cannot be read ({exc})")
     result._progress = progress_from_meta(fields_.get(b"meta"))
     result._cancel_requested = fields_.get(F_CANCEL.encode()) == b"1"
-    _, _, exc_text = decode_return_value(latest)
+    try:
+        _, _, exc_text = decode_return_value(latest)
+    except (ValueError, TypeError, zlib.error) as exc:
+        exc_text = f"rq's result entry cannot be read ({exc})"
     if status is S.SUCCESSFUL:
         own_value = fields_.get(F_RETURN.encode())
-        if own_value is not None:
-            result._return_value = json.loads(own_value)
-        else:  # finished by rq alone, or stored before taskyard kept its own copy
-            succeeded, value, _ = decode_return_value(success)
-            if succeeded:
-                result._return_value = value
+        try:
+            if own_value is not None:
+                result._return_value = json.loads(own_value)
+            else:  # finished by rq alone, or stored before taskyard kept its own copy
+                succeeded, value, _ = decode_return_value(success)
+                if succeeded:
+                    result._return_value = value
+        except (ValueError, TypeError, zlib.error) as exc:
+            damaged.append(f"its return value cannot be read ({exc})")
+    if damaged:  # say so in the result instead of failing every reader
+        result._errors.append(
+            TaskError(
+                exception_class_path=registry.class_path(CorruptJob),
+                traceback=f"job {job_id}: " + "; ".join(damaged) + "\n",
+            )
+        )
     if status in (S.FAILED, S.CANCELLED) and own_status not in FINISHED_NAMES:
         # rq ended the job without taskyard's wrapper recording it (a lost worker with no
         # attempts left, a job stopped through rq's own tools, an unreadable payload).
@@ -276,7 +294,10 @@ def result_from_hash(
             )
         )
         ended = as_str(fields_.get(b"ended_at"))
-        result._finished_at = _parse_rq_date(ended) or result._last_attempted_at
+        try:
+            result._finished_at = _parse_rq_date(ended) or result._last_attempted_at
+        except ValueError:
+            result._finished_at = result._last_attempted_at
     return result
 
 
@@ -290,4 +311,7 @@ def _parse_rq_date(text: str | None) -> datetime | None:
 
 
 def attempt_of(fields_: Mapping[bytes, bytes]) -> int:
-    return int(fields_.get(F_ATTEMPT.encode()) or 0)
+    try:
+        return int(fields_.get(F_ATTEMPT.encode()) or 0)
+    except ValueError:
+        return 0

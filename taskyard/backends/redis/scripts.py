@@ -13,7 +13,7 @@ def source(name: str) -> str:
     return (files("taskyard.backends.redis") / "lua" / f"{name}.lua").read_text()
 
 
-NAMES = ("begin", "finish")
+NAMES = ("begin", "finish", "claim")
 
 
 def preload(client: Any) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskyard.backends.redis.keys import (
     DEFAULT_LEASE,
+    DEFAULT_MAX_INTERRUPTIONS,
     F_RECORD,
     F_STATUS,
     RUN_JOB,
@@ -59,6 +60,8 @@ class JobStore:
         options = encode_options(task)
         if self.backend._lease != DEFAULT_LEASE:
             options["_lease"] = self.backend._lease
+        if self.backend._max_interruptions != DEFAULT_MAX_INTERRUPTIONS:
+            options["_max_interruptions"] = self.backend._max_interruptions
         job = Job.create(
             RUN_JOB,
             args=[task.module_path, result.args, result.kwargs, options],

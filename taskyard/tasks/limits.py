@@ -1,0 +1,87 @@
+"""What every store can hold: the limits on task values, checked once, before any backend.
+
+Every backend refuses the same values at declaration or enqueue (``InvalidTask``, or
+``InvalidTaskArguments`` for arguments), with the value and where it sits, so that nothing a
+store cannot hold ever reaches a driver (PostgreSQL refuses NUL characters and lone surrogates
+in text and JSON, its ``queue_name`` column holds 100 characters, Redis and the timers refuse
+non-finite seconds):
+
+* text anywhere — arguments, keyword names, queue names, limit keys, qualifiers, ids — must
+  not contain a NUL character (``"\\x00"``) or a lone surrogate (``"\\ud800"``);
+* queue names and backend aliases: at most ``MAX_NAME_LENGTH`` (100) characters (the
+  ``queue_name`` and ``backend`` columns); an enqueuer id at most ``MAX_ID_LENGTH`` (200);
+* seconds (``timeout``, ``retry_backoff``, ``retry_backoff_max``): finite, at most
+  ``MAX_SECONDS`` (one year); ``timeout`` also > 0;
+* ``retries`` at most ``MAX_RETRIES``, ``limit`` at most ``MAX_LIMIT``;
+* arguments and return values nested at most ``MAX_NESTING`` (100) lists/dicts deep.
+
+``docs/tasks.md`` lists the same limits.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+MAX_NAME_LENGTH = 100
+"""Longest queue name or backend alias (the ``varchar(100)`` columns)."""
+MAX_ID_LENGTH = 200
+"""Longest enqueuer or worker id (the ``varchar(200)`` columns)."""
+MAX_SECONDS = 365 * 24 * 3600.0
+"""Longest ``timeout``, ``retry_backoff`` and ``retry_backoff_max``: one year."""
+MAX_RETRIES = 100_000
+"""Most ``retries`` a task may ask for."""
+MAX_LIMIT = 1_000_000
+"""Largest ``limit`` of pending runs."""
+MAX_NESTING = 100
+"""Deepest nesting of lists and dicts in arguments and return values."""
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text, or ``None`` when it can."""
+    if "\x00" in value:
+        return "contains a NUL character (\\x00), which PostgreSQL cannot store"
+    if not value.isascii():
+        found = _SURROGATE.search(value)
+        if found is not None:
+            return (
+                f"contains a lone surrogate ({found.group()!a}), which is not valid Unicode "
+                "text and cannot be stored"
+            )
+    return None
+
+
+def name_problem(value: str, limit: int = MAX_NAME_LENGTH) -> str | None:
+    """Why ``value`` cannot be a queue name or alias (text rules plus a length limit)."""
+    if len(value) > limit:
+        return f"is {len(value)} characters long; the limit is {limit}"
+    return text_problem(value)
+
+
+def seconds_problem(value: Any, *, allow_zero: bool) -> str | None:
+    """Why ``value`` is not a usable number of seconds, or ``None``."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "must be a number of seconds"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number of seconds (NaN and infinity are refused)"
+    if value < 0 or (value == 0 and not allow_zero):
+        return "must be seconds >= 0" if allow_zero else "must be seconds > 0"
+    if value > MAX_SECONDS:
+        return f"must be at most {MAX_SECONDS:.0f} seconds (one year)"
+    return None
+
+
+__all__ = [
+    "MAX_ID_LENGTH",
+    "MAX_LIMIT",
+    "MAX_NAME_LENGTH",
+    "MAX_NESTING",
+    "MAX_RETRIES",
+    "MAX_SECONDS",
+    "name_problem",
+    "seconds_problem",
+    "text_problem",
+]

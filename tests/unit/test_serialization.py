@@ -116,7 +116,7 @@ def test_nesting_deeper_than_the_limit_is_refused_not_a_recursion_error() -> Non
 
 
 def test_return_values_obey_the_same_limits() -> None:
-    with pytest.raises(InvalidTaskArguments, match="the return value contains a NUL"):
+    with pytest.raises(InvalidReturnValue, match="the return value contains a NUL"):
         normalize_return_value("\x00", "t")
-    with pytest.raises(InvalidTaskArguments, match="nested more than"):
+    with pytest.raises(InvalidReturnValue, match="nested more than"):
         normalize_return_value(nested(200), "t")

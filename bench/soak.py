@@ -3,10 +3,13 @@ deployment sees every week hit the workers and the store; nothing may be lost, n
 that never ran, no success discarded, and every duplicate execution explained by an
 interrupted attempt.
 
-PostgreSQL (``soak_postgres``): three ``taskyard worker`` processes; SIGKILL of a worker, every
-worker connection cut. Redis (``soak_redis``): three ``taskyard rqworker`` processes (simple,
-forking, simple) on a private ``redis-server`` with AOF; SIGKILL of whole rq workers, SIGKILL of
-work horses, Redis ``SHUTDOWN`` + restart. Each task records its executions outside the queue.
+PostgreSQL (``soak_postgres``): three ``taskyard worker`` processes on a private cluster; SIGKILL
+of a worker, every worker connection cut, a warm-shutdown deploy of every worker with tasks
+longer than the shutdown timeout, ``pg_ctl restart -m fast``, a crash (``stop -m immediate``)
+and an outage longer than the lease. Redis (``soak_redis``): three ``taskyard rqworker``
+processes (simple, forking, simple) on a private ``redis-server`` with AOF; SIGKILL of whole rq
+workers, SIGKILL of work horses, Redis ``SHUTDOWN`` + restart. Each task records its executions
+outside the queue.
 
 Reports per store and per fault: tasks lost, FAILED that never ran, successes discarded,
 duplicates (and how many an interrupted attempt explains), time to resume (see
@@ -47,6 +50,10 @@ def main() -> int:
     parser.add_argument("--redis-restarts", type=int, default=2, help="Redis SHUTDOWN + start")
     parser.add_argument("--redis-down", type=float, default=1.0, help="seconds Redis is away")
     parser.add_argument("--pg-cuts", type=int, default=1, help="pg_terminate_backend rounds")
+    parser.add_argument("--deploys", type=int, default=2, help="warm-shutdown deploys")
+    parser.add_argument("--pg-restarts", type=int, default=1, help="pg_ctl restart -m fast")
+    parser.add_argument("--pg-crashes", type=int, default=1, help="pg_ctl stop -m immediate")
+    parser.add_argument("--pg-outages", type=int, default=1, help="outages of 2.5 leases")
     parser.add_argument("--pg-task-ms", type=int, default=40, help="each task sleeps 0..this")
     parser.add_argument("--redis-task-ms", type=int, default=10)
     parser.add_argument("--stall-timeout", type=float, default=60.0)
@@ -62,7 +69,11 @@ def main() -> int:
     print(f"taskyard soak (seed {seed}); worker logs in {tmp}", flush=True)
     runs = []
     if args.only in ("", "postgresql"):
-        runs.append(drain(PostgresStore(args, tmp), args, rng, tmp))
+        pg_store = PostgresStore(args, tmp)
+        try:
+            runs.append(drain(pg_store, args, rng, tmp))
+        finally:
+            pg_store.close()
     if args.only in ("", "redis"):
         store = RedisStore(args, tmp)
         try:

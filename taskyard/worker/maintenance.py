@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from taskyard.exceptions import BackendUnavailable, CorruptTask
 
@@ -37,6 +37,8 @@ class Maintenance:
         self._last_settle = 0.0
         self._last_retention = 0.0
         self._last_sweep = time.monotonic()
+        self._lost_at: float | None = None  # the database stopped answering
+        self._back_at: float | None = None  # ... and answered again
 
     def start(self) -> None:
         self._heartbeat("running")
@@ -79,15 +81,38 @@ class Maintenance:
                 self.last_ok = time.monotonic()
                 self.worker.db_ok_at = self.last_ok
             except BackendUnavailable as exc:
+                self._lost_at = self._lost_at or time.monotonic()
                 logger.warning("maintenance failed (%s); retrying in %.1fs", exc, self.period)
             except Exception:
                 logger.exception("maintenance failed; retrying in %.1fs", self.period)
+
+    def _in_outage_grace(self) -> bool:
+        """After the database was away, wait one lease before judging others' leases: every
+        live worker was cut off too, and needs that long to renew its leases and record what it
+        finished meanwhile (reaping first would re-run those tasks and discard the outcome)."""
+        back = self._back_at
+        if back is None:
+            return False
+        if time.monotonic() - back >= self.worker.config.lease:
+            self._back_at = None
+            return False
+        return True
+
+    def _reap(self) -> list[Any]:
+        ops = self.worker.ops
+        try:
+            return ops.reap_expired(self.worker.worker_id)
+        except CorruptTask:
+            self.worker.set_aside_corrupt()
+            return ops.reap_expired(self.worker.worker_id)
 
     def tick(self) -> None:
         worker = self.worker
         ops = worker.ops
         held = worker.held_ids()
         flags = ops.extend_leases(worker.worker_id, held, worker.config.lease)
+        if self._lost_at is not None:
+            self._lost_at, self._back_at = None, time.monotonic()
         newly_cancelled = []
         for result in worker.running_results():
             if flags.get(result.id) and not result._cancel_requested:
@@ -111,11 +136,7 @@ class Maintenance:
                 len(lost),
             )
         self._heartbeat("stopping" if worker.stopping else "running")
-        try:
-            reaped = ops.reap_expired(worker.worker_id)
-        except CorruptTask:
-            worker.set_aside_corrupt()
-            reaped = ops.reap_expired(worker.worker_id)
+        reaped = [] if self._in_outage_grace() else self._reap()
         if reaped:
             self.reaped += len(reaped)
             for row in reaped:

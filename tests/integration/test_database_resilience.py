@@ -448,3 +448,21 @@ def test_cli_refuses_a_bad_allow_import_prefix() -> None:
     )
     assert proc.returncode == 2
     assert "'a b' is not a module name" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_child_in_process_mode_claims_no_more_than_it_can_start(
+    db: DatabaseBackend, worker_process: Callable[..., WorkerProcess]
+) -> None:
+    results = [tasks.sleepy.enqueue(4.0, f"t{i}") for i in range(3)]
+    worker = worker_process("--processes", "3")
+    try:
+        wait_for(
+            lambda: all(status_of(r) == "RUNNING" for r in results),
+            timeout=20,
+            what="all three tasks running at once, one per child",
+        )
+        assert len({r.worker_ids[-1] for r in results}) == 3
+    finally:
+        worker.signal(signal.SIGTERM)
+        worker.wait(30)

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 logger = logging.getLogger("taskyard.contrib.django")
@@ -70,6 +70,29 @@ def connection_housekeeping(result: Any) -> Iterator[None]:
                 close_old_connections()
 
 
+@asynccontextmanager
+async def async_connection_housekeeping(result: Any) -> AsyncIterator[None]:
+    """Async run wrapper (``add_async_run_wrapper``): the same housekeeping for an async task
+    on a worker's event loop. Its ORM calls run through ``sync_to_async`` on Django's thread
+    for sync code, so that is where the connections are looked after (without blocking the
+    loop)."""
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(_tidy, thread_sensitive=True)(None)
+    try:
+        yield
+    finally:
+        await sync_to_async(_tidy, thread_sensitive=True)(result)
+
+
+def _tidy(result: Any) -> None:
+    """``close_old_connections()`` on this thread, unless it is inside a transaction."""
+    from django.db import close_old_connections
+
+    if owns_connections():
+        close_old_connections()
+
+
 def forget_inherited_connections() -> None:
     """After ``fork()`` (an rq work horse, a child worker): drop the Django connections the
     child inherited without closing them, so the parent's sessions are left alone and the child
@@ -87,9 +110,10 @@ def forget_inherited_connections() -> None:
 
 def install() -> None:
     """Register the run wrapper and the fork handler (``AppConfig.ready``)."""
-    from taskyard.tasks.hooks import add_run_wrapper
+    from taskyard.tasks.hooks import add_async_run_wrapper, add_run_wrapper
 
     add_run_wrapper(connection_housekeeping)
+    add_async_run_wrapper(async_connection_housekeeping)
     global _fork_handler_registered
     if hasattr(os, "register_at_fork") and not _fork_handler_registered:
         os.register_at_fork(after_in_child=forget_inherited_connections)

@@ -106,6 +106,24 @@ def begin_attempt(result: TaskResult[Any], worker_id: str, sender: type) -> None
     announce_started(sender, result)
 
 
+def _start(
+    task: Task[Any, Any],
+    result: TaskResult[Any],
+    worker_id: str,
+    sender: type,
+    control: AttemptControl,
+    claimed: bool,
+) -> list[Any]:
+    """Begin (or, ``claimed``, announce) the attempt; return the arguments to call with."""
+    if claimed:
+        announce_started(sender, result)
+    else:
+        begin_attempt(result, worker_id, sender)
+    if task.takes_context:
+        return [TaskContext(result, control), *result._args]
+    return result._args
+
+
 def execute(
     task: Task[Any, Any],
     result: TaskResult[Any],
@@ -133,13 +151,7 @@ def _attempt(
     control: AttemptControl,
     claimed: bool,
 ) -> Outcome:
-    if claimed:
-        announce_started(sender, result)
-    else:
-        begin_attempt(result, worker_id, sender)
-    args: list[Any] = result._args
-    if task.takes_context:
-        args = [TaskContext(result, control), *args]
+    args = _start(task, result, worker_id, sender, control, claimed)
     try:
         value = invoke(task.func, args, result._kwargs, task.timeout, task.is_async)
         value = normalize_return_value(value, task.module_path)
@@ -175,13 +187,7 @@ async def execute_async(
     called on the loop: it must not block either.
     """
     async with awrapped_run(result):
-        if claimed:
-            announce_started(sender, result)
-        else:
-            begin_attempt(result, worker_id, sender)
-        args: list[Any] = result._args
-        if task.takes_context:
-            args = [TaskContext(result, control), *args]
+        args = _start(task, result, worker_id, sender, control, claimed)
         try:
             value = await _run_async(task.func, args, result._kwargs, task.timeout)
             value = normalize_return_value(value, task.module_path)

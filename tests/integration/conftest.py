@@ -17,6 +17,7 @@ import taskyard
 from taskyard.backends.database import DatabaseBackend
 from taskyard.config import backends
 from taskyard.tasks.results import TaskResult
+from taskyard.worker.worker import Worker, WorkerConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,3 +126,15 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "c
 def status_of(result: TaskResult[Any]) -> str:
     result.refresh()
     return result.status.value
+
+
+def burst(db: DatabaseBackend, **changes: Any) -> Worker:
+    """Run an in-process ``taskyard worker --burst`` on ``db`` (2 threads unless changed)."""
+    config = WorkerConfig(
+        queues=None, threads=2, burst=True, interval=0.05, lease=5, handle_signals=False
+    )
+    for key, value in changes.items():
+        setattr(config, key, value)
+    worker = Worker(db, config)
+    worker.run()
+    return worker

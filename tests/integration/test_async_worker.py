@@ -10,7 +10,6 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -20,20 +19,9 @@ from taskyard.worker.health import HealthServer
 from taskyard.worker.probes import WorkerHealth
 from taskyard.worker.worker import Worker, WorkerConfig
 from tests import tasks
-from tests.integration.conftest import WorkerProcess, status_of, wait_for
+from tests.integration.conftest import WorkerProcess, burst, status_of, wait_for
 
 S = TaskResultStatus
-
-
-def burst(db: DatabaseBackend, **changes: Any) -> Worker:
-    config = WorkerConfig(
-        queues=None, threads=1, burst=True, interval=0.05, lease=5, handle_signals=False
-    )
-    for key, value in changes.items():
-        setattr(config, key, value)
-    worker = Worker(db, config)
-    worker.run()
-    return worker
 
 
 def max_overlap(spans: list[list[float]]) -> int:
@@ -47,7 +35,7 @@ def max_overlap(spans: list[list[float]]) -> int:
 
 def test_async_concurrency_bounds_the_coroutines_in_flight(db: DatabaseBackend) -> None:
     results = [tasks.async_span.enqueue(0.3) for _ in range(20)]
-    burst(db, async_concurrency=5)
+    burst(db, threads=1, async_concurrency=5)
     spans = [r.return_value for r in results if status_of(r) == "SUCCESSFUL"]
     assert len(spans) == 20
     assert 3 <= max_overlap(spans) <= 5
@@ -78,7 +66,7 @@ def test_a_coroutine_that_blocks_the_loop_is_reported(
     blocker = tasks.async_blocks_the_loop.enqueue(1.2)
     others = [tasks.async_span.enqueue(0.1) for _ in range(3)]
     with caplog.at_level(logging.WARNING, logger="taskyard.worker"):
-        worker = burst(db)
+        worker = burst(db, threads=1)
     assert status_of(blocker) == "SUCCESSFUL"
     assert all(status_of(r) == "SUCCESSFUL" for r in others)
     assert worker.runner is not None and worker.runner.blocked_total >= 1

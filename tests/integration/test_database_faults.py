@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,22 +16,10 @@ from taskyard.backends.database import DatabaseBackend
 from taskyard.backends.database.rows import result_from_row
 from taskyard.backends.database.worker_ops import Finished, QueueOps
 from taskyard.tasks.execution import execute
-from taskyard.worker.worker import Worker, WorkerConfig
 from tests import tasks
-from tests.integration.conftest import WorkerProcess, status_of, wait_for
+from tests.integration.conftest import WorkerProcess, burst, status_of, wait_for
 
 S = TaskResultStatus
-
-
-def burst(db: DatabaseBackend, **changes: Any) -> Worker:
-    config = WorkerConfig(
-        queues=None, threads=2, burst=True, interval=0.05, lease=5, handle_signals=False
-    )
-    for key, value in changes.items():
-        setattr(config, key, value)
-    worker = Worker(db, config)
-    worker.run()
-    return worker
 
 
 def test_sigkill_mid_task_runs_again_within_the_lease(

@@ -29,21 +29,10 @@ from taskyard.worker.probes import WorkerHealth
 from taskyard.worker.worker import Worker, WorkerConfig
 from tests import tasks
 from tests.conftest import skip_or_fail
-from tests.integration.conftest import ROOT, WorkerProcess, status_of, wait_for
+from tests.integration.conftest import ROOT, WorkerProcess, burst, status_of, wait_for
 from tests.servers import PrivatePostgres, postgres_bin
 
 S = TaskResultStatus
-
-
-def burst(db: DatabaseBackend, **changes: Any) -> Worker:
-    config = WorkerConfig(
-        queues=None, threads=2, burst=True, interval=0.05, lease=5, handle_signals=False
-    )
-    for key, value in changes.items():
-        setattr(config, key, value)
-    worker = Worker(db, config)
-    worker.run()
-    return worker
 
 
 def set_column(db: DatabaseBackend, task_id: str, column: str, sql_value: str) -> None:

@@ -27,7 +27,6 @@ class AsyncPostgres:
 
     async def _connection(self) -> Any:
         import psycopg
-        from psycopg.rows import dict_row
 
         loop = asyncio.get_running_loop()
         conn = self._conns.get(loop)
@@ -35,15 +34,7 @@ class AsyncPostgres:
             return conn
         c = self.connector
         try:
-            conn = await psycopg.AsyncConnection.connect(
-                c.url,
-                autocommit=True,
-                row_factory=dict_row,
-                connect_timeout=c._connect_timeout,
-                application_name="taskyard",
-                options=f"-c statement_timeout={int(c._statement_timeout * 1000)}",
-                **c.KEEPALIVES,
-            )
+            conn = await psycopg.AsyncConnection.connect(c.url, **c.connect_arguments())
         except psycopg.Error as exc:
             raise BackendUnavailable(
                 f"cannot connect to PostgreSQL at {c.describe()}: {exc}"

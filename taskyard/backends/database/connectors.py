@@ -461,20 +461,23 @@ class PostgresConnector(Connector):
             self._async = AsyncPostgres(self)
         return await self._async.run(name, params)
 
-    def _connect(self) -> Any:
-        psycopg = _psycopg()
+    def connect_arguments(self) -> dict[str, Any]:
+        """What every connection of this connector is opened with (the async ones too)."""
         from psycopg.rows import dict_row
 
+        return {
+            "autocommit": True,
+            "row_factory": dict_row,
+            "connect_timeout": self._connect_timeout,
+            "application_name": "taskyard",
+            "options": f"-c statement_timeout={int(self._statement_timeout * 1000)}",
+            **self.KEEPALIVES,
+        }
+
+    def _connect(self) -> Any:
+        psycopg = _psycopg()
         try:
-            return psycopg.connect(
-                self.url,
-                autocommit=True,
-                row_factory=dict_row,
-                connect_timeout=self._connect_timeout,
-                application_name="taskyard",
-                options=f"-c statement_timeout={int(self._statement_timeout * 1000)}",
-                **self.KEEPALIVES,
-            )
+            return psycopg.connect(self.url, **self.connect_arguments())
         except psycopg.Error as exc:
             raise BackendUnavailable(
                 f"cannot connect to PostgreSQL at {self.describe()}: {exc}"

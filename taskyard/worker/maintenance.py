@@ -41,7 +41,10 @@ class Maintenance:
         self._back_at: float | None = None  # ... and answered again
 
     def start(self) -> None:
-        self._heartbeat("running")
+        try:
+            self._heartbeat("running")
+        except BackendUnavailable as exc:
+            logger.warning("heartbeat failed: %s", exc)
         self._thread.start()
 
     def stop(self) -> None:
@@ -54,19 +57,17 @@ class Maintenance:
             logger.warning("could not deregister worker %s: %s", self.worker.worker_id, exc)
 
     def _heartbeat(self, state: str) -> None:
+        """Record this worker's heartbeat; raises ``BackendUnavailable``."""
         worker = self.worker
-        try:
-            worker.ops.heartbeat(
-                worker.worker_id,
-                worker.config.queues,
-                worker.config.threads,
-                state,
-                worker.processed,
-                worker.failed,
-                os.getpid(),
-            )
-        except BackendUnavailable as exc:
-            logger.warning("heartbeat failed: %s", exc)
+        worker.ops.heartbeat(
+            worker.worker_id,
+            worker.config.queues,
+            worker.config.threads,
+            state,
+            worker.processed,
+            worker.failed,
+            os.getpid(),
+        )
 
     def _run(self) -> None:
         try:
@@ -111,6 +112,9 @@ class Maintenance:
         ops = worker.ops
         held = worker.held_ids()
         flags = ops.extend_leases(worker.worker_id, held, worker.config.lease)
+        # Always a round trip (it raises when the database is away): what tells this tick
+        # reached the database, even with no lease to renew.
+        self._heartbeat("stopping" if worker.stopping else "running")
         if self._lost_at is not None:
             self._lost_at, self._back_at = None, time.monotonic()
         newly_cancelled = []
@@ -135,7 +139,6 @@ class Maintenance:
                 worker.worker_id,
                 len(lost),
             )
-        self._heartbeat("stopping" if worker.stopping else "running")
         reaped = [] if self._in_outage_grace() else self._reap()
         if reaped:
             self.reaped += len(reaped)

@@ -197,7 +197,7 @@ def test_a_new_sqlite_file_opens_while_another_process_writes_to_it(tmp_path: Pa
     waits for it."""
     import sqlite3
 
-    from taskyard.backends.database.connectors import SQLiteConnector
+    from taskyard.backends.database.sqlite import SQLiteConnector
 
     path = tmp_path / "queue.sqlite3"
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from taskyard.exceptions import BackendUnavailable, CorruptTask, InvalidTaskBackend
 
 if TYPE_CHECKING:
-    from taskyard.backends.database.connectors import PostgresConnector, Row
+    from taskyard.backends.database.connectors import Row
+    from taskyard.backends.database.postgres import PostgresConnector
 
 
 class AsyncPostgres:
@@ -84,7 +85,7 @@ class AsyncPostgres:
 
 
 def _shut_down(conn: Any, fired: list[bool]) -> None:
-    from taskyard.backends.database.connectors import shut_down
+    from taskyard.backends.database.postgres import shut_down
 
     fired.append(True)
     shut_down(conn)

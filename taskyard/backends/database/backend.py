@@ -13,15 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from taskyard.backends.base import Backend, Option, not_negative, positive
-from taskyard.backends.database.connectors import (
-    Connector,
-    SQLiteConnector,
-    dumps,
-    make_connector,
-    sqlite_path,
-)
+from taskyard.backends.database.connectors import Connector, dumps, make_connector
 from taskyard.backends.database.migrate import current_version, latest_version, migrate
 from taskyard.backends.database.rows import result_from_row, task_overrides
+from taskyard.backends.database.sqlite import SQLiteConnector, sqlite_path
 from taskyard.exceptions import (
     InvalidTask,
     InvalidTaskBackend,

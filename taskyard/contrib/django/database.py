@@ -12,13 +12,9 @@ from typing import Any
 
 from taskyard.backends.base import Option
 from taskyard.backends.database.backend import DatabaseBackend
-from taskyard.backends.database.connectors import (
-    Connector,
-    PostgresConnector,
-    Row,
-    SQLiteConnector,
-    split_statements,
-)
+from taskyard.backends.database.connectors import Connector, Row, split_statements
+from taskyard.backends.database.postgres import PostgresConnector
+from taskyard.backends.database.sqlite import SQLiteConnector
 from taskyard.exceptions import InvalidTaskBackend
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -86,8 +85,7 @@ class AsyncRunner:
         self.control = LoopControl()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._tasks: dict[str, asyncio.Task[Any]] = {}
-        self._codes: dict[Any, str] = {}
-        self._stopping: set[str] = set()
+        self._ids: dict[asyncio.Task[Any], str] = {}  # -> "task ID (function)"
         self._ticked = time.monotonic()
         self._blocked_since: float | None = None
         self.lag = 0.0
@@ -135,9 +133,8 @@ class AsyncRunner:
                     self._guarded(start.task_id, start.result, start.run, start.done)
                 )
                 self._tasks[start.task_id] = atask
-                code = getattr(start.task.func, "__code__", None)
-                if code is not None:
-                    self._codes[code] = start.task_id
+                name = getattr(start.task.func, "__qualname__", start.task.module_path)
+                self._ids[atask] = f"task {start.task_id} ({name})"
 
         self.loop.call_soon_threadsafe(spawn)
 
@@ -157,8 +154,9 @@ class AsyncRunner:
         except BaseException as exc:  # never lose an outcome, whatever escaped
             error = exc
         finally:
-            self._tasks.pop(task_id, None)
-            self._stopping.discard(task_id)
+            atask = self._tasks.pop(task_id, None)
+            if atask is not None:
+                self._ids.pop(atask, None)
             done(result, outcome, error)
 
     def run_sync(self, task: Task[Any, Any], result: TaskResult[Any], **kwargs: Any) -> Any:
@@ -173,15 +171,14 @@ class AsyncRunner:
         return execute_async(task, result, control=self.control, **kwargs)
 
     def cancel(self, task_ids: list[str], stopping: bool) -> None:
-        """Cancel these tasks' coroutines: on request (``stopping=False``: they end CANCELLED)
-        or because the worker gives them up (``stopping=True``: nothing is recorded)."""
+        """Cancel these tasks' coroutines at their next ``await``: on request (``stopping``
+        False: ``execute_async`` sees the request and ends them CANCELLED) or because the worker
+        gives them up (``stopping`` True: nothing is recorded)."""
 
         def cancel_now() -> None:
             for task_id in task_ids:
                 atask = self._tasks.get(task_id)
                 if atask is not None:
-                    if stopping:
-                        self._stopping.add(task_id)
                     atask.cancel()
 
         self.loop.call_soon_threadsafe(cancel_now)
@@ -227,10 +224,6 @@ class AsyncRunner:
         return culprit
 
     def _running_task(self) -> str | None:
-        frame = sys._current_frames().get(self._thread.ident or -1)
-        while frame is not None:
-            task_id = self._codes.get(frame.f_code)
-            if task_id is not None:
-                return f"task {task_id} ({frame.f_code.co_qualname})"
-            frame = frame.f_back
-        return None
+        """The task whose coroutine holds the loop (read from another thread: best effort)."""
+        atask = asyncio.current_task(self.loop)
+        return self._ids.get(atask) if atask is not None else None

@@ -203,6 +203,7 @@ class Stopping:
             self.runner.stop()
         self.maintenance.stop()
         self._listener.join(2.0)
+        self.ops.c.thread_done()  # this thread's connection (a worker run in a thread of yours)
         self.state = "stopped"
         logger.info(
             "worker %s stopped: %d processed (%d succeeded, %d failed)",

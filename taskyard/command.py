@@ -7,11 +7,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 #: Exit status of a configuration or usage mistake (as argparse uses for a bad flag).
 EXIT_USAGE = 2
 #: Exit status of an operational failure (a backend unreachable, a task not found...).
 EXIT_FAILURE = 1
+
+_N = TypeVar("_N", int, float)
 
 
 @dataclass(frozen=True)
@@ -41,34 +44,30 @@ class CommandError(Exception):
 # -- argparse types ---------------------------------------------------------------------------
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _number_type(
+    parse: Callable[[str], _N], noun: str, bound: _N, *, strict: bool
+) -> Callable[[str], _N]:
+    """An argparse type: ``parse(text)``, refused unless above ``bound`` (or at it, unless
+    ``strict``), with a message naming what is accepted."""
+
+    def convert(text: str) -> _N:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if value < bound or (strict and value == bound):
+            raise argparse.ArgumentTypeError(
+                f"must be {'>' if strict else '>='} {bound:g}, got {value:g}"
+            )
+        return value
+
+    convert.__name__ = parse.__name__
+    return convert
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
-def not_negative_int(text: str) -> int:
-    """argparse type: a whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+positive_int = _number_type(int, "a whole number", 1, strict=False)
+"""argparse type: a whole number >= 1."""
+positive_float = _number_type(float, "a number", 0.0, strict=True)
+"""argparse type: a number of seconds > 0."""
+not_negative_int = _number_type(int, "a whole number", 0, strict=False)
+"""argparse type: a whole number >= 0."""

@@ -181,7 +181,14 @@ class AsyncRunner:
                 if atask is not None:
                     atask.cancel()
 
-        self.loop.call_soon_threadsafe(cancel_now)
+        if not task_ids:
+            return
+        try:
+            self.loop.call_soon_threadsafe(cancel_now)
+        except RuntimeError:
+            if not self.loop.is_closed():
+                raise
+            # stopped: every coroutine on it was cancelled then; nothing is left to cancel
 
     def in_flight(self) -> int:
         return len(self._tasks)

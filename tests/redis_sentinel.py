@@ -33,12 +33,12 @@ def _ask(port: int, *words: str) -> str:
 
 
 class SentinelSet:
-    """A master, a replica and three sentinels (quorum 2, down after 1 s)."""
+    """A master, ``replicas`` replicas and three sentinels (quorum 2, down after 1 s)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, replicas: int = 1) -> None:
         self.dir = directory
         self.master_port = free_port()
-        self.replica_port = free_port()
+        self.replica_ports = [free_port() for _ in range(replicas)]
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -60,12 +60,14 @@ class SentinelSet:
     def start(self) -> None:
         common = ("--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
         self._start("master", "--port", str(self.master_port), *common)
-        self._start(
-            "replica",
-            *("--port", str(self.replica_port), *common),
-            *("--replicaof", "127.0.0.1", str(self.master_port)),
-        )
-        wait_until(lambda: "master_link_status:up" in self.info(self.replica_port), 15, "replica")
+        for i, port in enumerate(self.replica_ports):
+            self._start(
+                f"replica{i}",
+                *("--port", str(port), *common),
+                *("--replicaof", "127.0.0.1", str(self.master_port)),
+            )
+        for port in self.replica_ports:
+            wait_until(lambda p=port: "master_link_status:up" in self.info(p), 15, "replica")
         for i, port in enumerate(self.sentinel_ports):
             conf = self.dir / f"sentinel{i}.conf"
             conf.write_text(
@@ -85,7 +87,8 @@ class SentinelSet:
         reply = _ask(port, "SENTINEL", "MASTER", MASTER_NAME)
         lines = [line for line in reply.split("\r\n") if line and line[0] not in "*$"]
         fields = dict(zip(lines[::2], lines[1::2], strict=False))
-        return fields.get("num-slaves") == "1" and fields.get("num-other-sentinels") == "2"
+        replicas = str(len(self.replica_ports))
+        return fields.get("num-slaves") == replicas and fields.get("num-other-sentinels") == "2"
 
     def info(self, port: int) -> str:
         return _ask(port, "INFO", "replication")
@@ -108,10 +111,11 @@ class SentinelSet:
 
 
 @pytest.fixture
-def sentinel_set(tmp_path: Path) -> Iterator[SentinelSet]:
+def sentinel_set(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SentinelSet]:
+    """A master, its replicas (``indirect`` parameter, default 1) and three sentinels."""
     if not shutil.which("redis-server"):
         skip_or_fail("redis-server is not installed: cannot start a master, replica, sentinels")
-    servers = SentinelSet(tmp_path)
+    servers = SentinelSet(tmp_path, getattr(request, "param", 1))
     try:
         servers.start()
         yield servers

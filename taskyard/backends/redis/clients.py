@@ -210,6 +210,40 @@ def make_client(alias: str, opts: Mapping[str, Any]) -> Any:
     )
 
 
+def following_connection_class(ssl: bool) -> Any:
+    """redis-py's Sentinel-managed connection class, made to ask the sentinels again whenever
+    it reconnects.
+
+    redis-py asks the sentinels only in ``connect()``; a connection that broke mid-command is
+    reconnected by ``send_packed_command`` (``connect_check_health``) to the address it had, so
+    a client caught in flight by a failover kept knocking on the dead master until its retries
+    ran out (20 s here) while fresh connections had long found the new one."""
+    from redis.sentinel import SentinelManagedConnection, SentinelManagedSSLConnection
+
+    base = SentinelManagedSSLConnection if ssl else SentinelManagedConnection
+    found = _FOLLOWING.get(base)
+    if found is None:
+
+        def connect_check_health(
+            self: Any, check_health: bool = True, retry_socket_connect: bool = True
+        ) -> Any:
+            if self._sock:
+                return None
+            if retry_socket_connect:  # a reconnect outside connect(): ask the sentinels again
+                return self.connect()
+            return base.connect_check_health(self, check_health, retry_socket_connect)
+
+        found = _FOLLOWING[base] = type(
+            f"Following{base.__name__}",
+            (base,),
+            {"connect_check_health": connect_check_health, "__module__": __name__},
+        )
+    return found
+
+
+_FOLLOWING: dict[Any, Any] = {}
+
+
 def _sentinel_client(
     cls: Any, sentinel: Mapping[str, Any], opts: Mapping[str, Any], kwargs: dict[str, Any]
 ) -> Any:
@@ -221,8 +255,7 @@ def _sentinel_client(
         **opts["SENTINEL_KWARGS"],
     }
     manager = Sentinel(sentinel["SENTINELS"], sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
-    if sentinel["SSL"]:
-        kwargs["ssl"] = True
+    kwargs.setdefault("connection_class", following_connection_class(sentinel["SSL"]))
     return manager.master_for(  # type: ignore[no-untyped-call]
         sentinel["MASTER_NAME"],
         redis_class=cls,

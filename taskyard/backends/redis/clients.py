@@ -146,6 +146,11 @@ def sentinel_settings(alias: str, opts: Mapping[str, Any]) -> dict[str, Any] | N
     """The Sentinel settings of ``opts`` (from ``SENTINELS``/``MASTER_NAME`` or a
     ``redis+sentinel://`` URL), or ``None`` for a plain Redis. Contradictions are refused."""
     url = opts.get("URL")
+    if opts.get("SENTINEL_KWARGS") and not (opts.get("SENTINELS") or is_sentinel_url(url)):
+        raise InvalidTaskBackend(
+            f"backend {alias!r}: SENTINEL_KWARGS is only used with Sentinel (SENTINELS and "
+            "MASTER_NAME, or a redis+sentinel:// URL)"
+        )
     if is_sentinel_url(url):
         if opts.get("SENTINELS"):
             raise InvalidTaskBackend(
@@ -184,8 +189,6 @@ def make_client(alias: str, opts: Mapping[str, Any]) -> Any:
     or a ``READONLY`` reply, so it follows a failover)."""
     cls = client_class(alias, opts["CONNECTION_CLASS"])
     sentinel = sentinel_settings(alias, opts)
-    if sentinel is None and opts.get("SENTINEL_KWARGS"):
-        raise InvalidTaskBackend(f"backend {alias!r}: SENTINEL_KWARGS needs SENTINELS")
     kwargs: dict[str, Any] = {
         "socket_timeout": opts["SOCKET_TIMEOUT"],
         "socket_connect_timeout": opts["SOCKET_CONNECT_TIMEOUT"],

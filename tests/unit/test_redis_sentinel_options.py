@@ -146,3 +146,9 @@ def test_min_replicas_raises_not_replicated_without_replicas(redis_url: str) -> 
     assert len(many.value.result_ids) == 3
     zero = configure_redis(redis_url, MIN_REPLICAS=0)
     assert tasks.add.enqueue(1, 2).id and zero.options["MIN_REPLICAS"] == 0
+
+
+def test_redis_cluster_is_refused() -> None:
+    backend = build(CONNECTION_CLASS="redis.cluster.RedisCluster")
+    with pytest.raises(InvalidTaskBackend, match="Redis Cluster is not supported"):
+        backend.new_client()

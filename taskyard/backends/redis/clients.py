@@ -188,6 +188,16 @@ def make_client(alias: str, opts: Mapping[str, Any]) -> Any:
     (redis-py's ``Sentinel.master_for``: it asks the sentinels again after a connection error
     or a ``READONLY`` reply, so it follows a failover)."""
     cls = client_class(alias, opts["CONNECTION_CLASS"])
+    try:
+        from redis.cluster import RedisCluster
+    except ImportError:  # pragma: no cover - redis-py without cluster support
+        RedisCluster = None  # type: ignore[assignment,misc]  # noqa: N806
+    if RedisCluster is not None and isinstance(cls, type) and issubclass(cls, RedisCluster):
+        raise InvalidTaskBackend(
+            f"backend {alias!r}: Redis Cluster is not supported (rq's jobs, queues and "
+            "registries are keys its transactions and scripts touch together); use Sentinel "
+            "or one Redis per group of queues (docs/backends/redis.md)"
+        )
     sentinel = sentinel_settings(alias, opts)
     kwargs: dict[str, Any] = {
         "socket_timeout": opts["SOCKET_TIMEOUT"],

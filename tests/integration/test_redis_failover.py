@@ -11,6 +11,9 @@ Without ``MIN_REPLICAS`` an enqueue acknowledged by the master just before it di
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -157,3 +160,34 @@ def test_min_replicas_loses_no_acknowledged_enqueue(
     assert report["lost"] == [] and report["not_run"] == []
     assert report["enqueue_follow_s"] < FOLLOW_BOUND
     assert report["worker_follow_s"] is not None and report["worker_follow_s"] < FOLLOW_BOUND
+
+
+def test_every_worker_class_and_the_operations_commands_use_sentinel(
+    sentinel_set: SentinelSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from taskyard.cli import main
+    from tests.redis_fixtures import ROOT
+
+    configure_redis(sentinel_set.url, queues=["default"])
+    url = f"{sentinel_set.url}?queues=default"
+    for cls in ("simple", "forking", "pool"):
+        results = [tasks.add.enqueue(i, 1) for i in range(5)]
+        argv = [sys.executable, "-m", "taskyard", "rqworker", "--url", url, "--import"]
+        argv += ["tests.tasks", "--worker-class", cls, "--burst", "--log-level", "warning"]
+        done = subprocess.run(
+            argv,
+            check=False,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": ROOT},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert [r.wait(5).return_value for r in results] == [1, 2, 3, 4, 5], cls
+    capsys.readouterr()
+    assert main(["health", "--url", url, "--no-workers"]) == 0
+    out = capsys.readouterr().out
+    assert f"ok   redis: {sentinel_set.url}, master with 1 replica(s)" in out
+    assert main(["status", "--url", url]) == 0
+    assert "default                        0           0          15" in capsys.readouterr().out

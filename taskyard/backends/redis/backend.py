@@ -269,8 +269,8 @@ class RedisBackend(Backend):
             self._guard(self._store.store_guarded, result)
         else:
             self._guard(self._store.store_plain, [result])
+        self._announce([result])  # stored (and may run) even if too few replicas have it yet
         self._guard(self.await_replicas, [result])
-        self._announce([result])
         return result
 
     def enqueue_many(self, calls: Sequence[PreparedCall]) -> list[TaskResult[Any]]:
@@ -286,8 +286,8 @@ class RedisBackend(Backend):
         for result in results:
             if result.task.limit is not None or result.task.depends_on is not None:
                 self._guard(self._store.store_guarded, result)
-        self._guard(self.await_replicas, results)
         self._announce(results)
+        self._guard(self.await_replicas, results)
         return results
 
     def await_replicas(self, results: Sequence[TaskResult[Any]]) -> None:
@@ -339,10 +339,10 @@ class RedisBackend(Backend):
         return self._store.check_limit(pipe, task, key)
 
     def announce_enqueued_results(self, results: list[TaskResult[Any]]) -> None:
-        """Wait for ``MIN_REPLICAS`` (if set), then fire the enqueued (and, for tasks cancelled
-        at once, finished) hooks."""
-        self._guard(self.await_replicas, results)
+        """Fire the enqueued (and, for tasks cancelled at once, finished) hooks, then wait for
+        ``MIN_REPLICAS`` (if set; ``NotReplicated`` if too few replicas acknowledge)."""
         self._announce(results)
+        self._guard(self.await_replicas, results)
 
     # -- results ------------------------------------------------------------------------------
 

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from taskyard.backends.redis.keys import F_RECORD, F_STATUS, RUN_JOB, levels_key
 from taskyard.backends.redis.scripts import script
-from taskyard.backends.redis.serializer import JSONSerializer
 from taskyard.tasks.results import TaskResult
 
 if TYPE_CHECKING:
@@ -30,6 +29,9 @@ CHUNK = 2000
 """Jobs per script call (a call of 2,000 jobs keeps Redis busy for about 10 ms here)."""
 
 _OWN = ("data", "description", F_RECORD)
+
+#: ``JSONSerializer.dumps`` without building an encoder per call (the same text)
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def _net(value: str | bytes) -> bytes:
@@ -56,11 +58,11 @@ def store_many(store: JobStore, results: Sequence[TaskResult[Any]]) -> None:
 
     stamp = now()
     wall = time.time()
-    group_of: dict[tuple[int, bool], int] = {}
+    group_of: dict[tuple[int, bool], bytes] = {}
     groups: list[bytes] = []
     options_of: dict[int, Any] = {}
     data_cache: dict[bytes, tuple[bytes, bytes]] = {}
-    enqueuers: dict[Any, str] = {}
+    enqueuers: dict[Any, bytes] = {}
     chunks: list[list[bytes]] = [[]]
     queue_keys: set[str] = set()
     levels: set[tuple[str, int]] = set()
@@ -91,7 +93,7 @@ def store_many(store: JobStore, results: Sequence[TaskResult[Any]]) -> None:
             for name, value in shared.items():
                 parts += [_net(name), _net(_text(value))]
             groups.append(b"".join(parts))
-            number = group_of[key] = len(groups)
+            number = group_of[key] = _net(str(len(groups)))
             if task.priority:
                 levels.add((task.queue_name, task.priority))
         call: tuple[Any, ...] = (
@@ -100,22 +102,26 @@ def store_many(store: JobStore, results: Sequence[TaskResult[Any]]) -> None:
             [task.module_path, result.args, result.kwargs, options_of[id(task)]],
             {},
         )
-        payload = JSONSerializer.dumps(call)  # what rq's Job.data holds, as rq compresses it
+        payload = _ENCODE(call).encode()  # JSONSerializer.dumps: rq's Job.data, uncompressed
         cached = data_cache.get(payload)
         if cached is None:
             described = get_call_string(task.module_path, result.args, result.kwargs, 75) or ""
             cached = data_cache[payload] = (_net(zlib.compress(payload)), _net(described))
         by = enqueuers.get(result.enqueued_by)
         if by is None:
-            by = enqueuers[result.enqueued_by] = json.dumps(result.enqueued_by)
-        enqueued = json.dumps(result.enqueued_at.isoformat()) if result.enqueued_at else "null"
+            by = enqueuers[result.enqueued_by] = json.dumps(result.enqueued_by).encode()
+        at = result.enqueued_at
+        enqueued = b'"%s"' % at.isoformat().encode() if at is not None else b"null"
         # the same text as json.dumps({"enqueued_at": …, "enqueued_by": …}) (store.py)
-        record = _net(f'{{"enqueued_at": {enqueued}, "enqueued_by": {by}}}')
+        record = b'{"enqueued_at": %s, "enqueued_by": %s}' % (enqueued, by)
         chunk = chunks[-1]
         if len(chunk) >= CHUNK:
             chunk = []
             chunks.append(chunk)
-        chunk.append(b"%s%s%s%s%s" % (_net(str(number)), _net(result.id), *cached, record))
+        chunk.append(
+            b"%s%d:%s%s%s%d:%s"
+            % (number, len(result.id), result.id.encode(), *cached, len(record), record)
+        )
     enqueue_many = script(store.client, "enqueue_many")
     names = b"".join(_net(n) for n in _OWN)
     blob = b"".join(groups)

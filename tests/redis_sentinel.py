@@ -99,11 +99,24 @@ class SentinelSet:
         lines = [line for line in reply.split("\r\n") if line and line[0] not in "*$"]
         return int(lines[1]) if len(lines) == 2 else None
 
+    def freeze_replicas(self) -> None:
+        """SIGSTOP every replica: what the master sends them piles up in the kernel's socket
+        buffers, then in the master's own output buffer (lost if the master dies)."""
+        for name, proc in self.procs.items():
+            if name.startswith("replica"):
+                proc.send_signal(signal.SIGSTOP)
+
+    def thaw_replicas(self) -> None:
+        for name, proc in self.procs.items():
+            if name.startswith("replica") and proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+
     def kill_master(self) -> None:
         self.procs["master"].send_signal(signal.SIGKILL)
         self.procs["master"].wait(5)
 
     def stop(self) -> None:
+        self.thaw_replicas()
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+import taskyard
 from taskyard import BackendUnavailable, NotReplicated, TaskResultDoesNotExist
 from taskyard.config import backends
 from tests import tasks
@@ -191,3 +192,52 @@ def test_every_worker_class_and_the_operations_commands_use_sentinel(
     assert f"ok   redis: {sentinel_set.url}, master with 1 replica(s)" in out
     assert main(["status", "--url", url]) == 0
     assert "default                        0           0          15" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("min_replicas", [0, 1])
+def test_what_an_unreplicated_master_loses_and_min_replicas_refuses(
+    sentinel_set: SentinelSet, min_replicas: int
+) -> None:
+    """Replication made to lag for real: the replica is SIGSTOPped while 40,000 tasks are
+    bulk-enqueued (more than the kernel's socket buffers hold, so the rest waits in the
+    master's output buffer), then the master is SIGKILLed and the replica resumed and promoted.
+    Without ``MIN_REPLICAS`` the master acknowledged tasks the replica never received: they are
+    lost. With ``MIN_REPLICAS=1`` the same enqueue raises ``NotReplicated`` (nothing was
+    acknowledged, so nothing acknowledged is lost)."""
+    backend = configure_redis(
+        sentinel_set.url,
+        queues=["default"],
+        MIN_REPLICAS=min_replicas,
+        MIN_REPLICAS_TIMEOUT=1.0,
+        FAILOVER_TIMEOUT=20.0,
+    )
+    old_master = sentinel_set.master_port
+    acknowledged: list[str] = []
+    refused: NotReplicated | None = None
+    try:
+        sentinel_set.freeze_replicas()
+        try:
+            acknowledged = [
+                r.id for r in taskyard.enqueue_many(tasks.noop.prepare() for _ in range(40_000))
+            ]
+        except NotReplicated as exc:
+            refused = exc
+        sentinel_set.kill_master()
+    finally:
+        sentinel_set.thaw_replicas()
+    wait_until(lambda: sentinel_set.master_address() not in (None, old_master), 30, "promotion")
+    client = backend.connection()
+    with client.pipeline(transaction=False) as pipe:
+        for job_id in acknowledged:
+            pipe.exists(f"rq:job:{job_id}")
+        present = sum(pipe.execute()) if acknowledged else 0
+    lost = len(acknowledged) - present
+    print(
+        f"MIN_REPLICAS={min_replicas}: {len(acknowledged)} acknowledged, {lost} of them lost; "
+        f"refused: {len(refused.result_ids) if refused else 0} (NotReplicated)"
+    )
+    if min_replicas:
+        assert refused is not None and len(refused.result_ids) == 40_000 and not acknowledged
+    else:
+        assert len(acknowledged) == 40_000 and lost > 0
+    backends["default"].close()

@@ -57,9 +57,19 @@ _SCHEME_BACKENDS = {
     "postgresql": "taskyard.backends.database.DatabaseBackend",
     "redis": "taskyard.backends.redis.RedisBackend",
     "rediss": "taskyard.backends.redis.RedisBackend",
+    "redis+sentinel": "taskyard.backends.redis.RedisBackend",
+    "rediss+sentinel": "taskyard.backends.redis.RedisBackend",
 }
 # Backends whose OPTIONS carry the URL itself (the others take only query parameters).
-_URL_OPTION_SCHEMES = {"sqlite", "postgres", "postgresql", "redis", "rediss"}
+_URL_OPTION_SCHEMES = {
+    "sqlite",
+    "postgres",
+    "postgresql",
+    "redis",
+    "rediss",
+    "redis+sentinel",
+    "rediss+sentinel",
+}
 
 
 def parse_url(url: str) -> dict[str, Any]:

@@ -41,6 +41,17 @@ class BackendUnavailable(TaskyardError):
     """The backend's store (database, Redis) could not be reached."""
 
 
+class NotReplicated(BackendUnavailable):
+    """A Redis enqueue with ``MIN_REPLICAS`` stored its tasks on the master, but fewer replicas
+    than required acknowledged them within ``MIN_REPLICAS_TIMEOUT``: a failover now could lose
+    them. ``result_ids`` names the tasks; they may still run (they are on the master)."""
+
+    def __init__(self, message: str, result_ids: list[str], acknowledged: int) -> None:
+        super().__init__(message)
+        self.result_ids = result_ids
+        self.acknowledged = acknowledged
+
+
 class BackendMissing(BackendUnavailable):
     """The backend's store does not exist (a SQLite file or its directory): taskyard creates a
     SQLite file only through ``taskyard migrate``, ``taskyard worker --create``, an explicit

@@ -10,7 +10,7 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from taskyard.backends.database.connectors import Connector, dumps
 from taskyard.backends.database.worker_ops import QueueOps
@@ -54,8 +54,19 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-def status_report(ops: QueueOps) -> str:
-    """The ``taskyard status`` table: counts per queue and status, oldest waiting, workers."""
+class StatusSource(Protocol):
+    """What ``status_report`` reads from a backend other than the Database (Redis)."""
+
+    def counts(self) -> dict[tuple[str, str], int]: ...
+    def stats(self) -> dict[str, Any]: ...
+    def workers(self) -> list[dict[str, Any]]: ...
+    def live_worker_ids(self) -> set[str]: ...
+    def extra_lines(self) -> list[str]: ...
+
+
+def status_report(ops: QueueOps | StatusSource) -> str:
+    """The ``taskyard status`` table: counts per queue and status, oldest waiting, workers
+    (the same table for the Database and the Redis backend)."""
     counts = ops.counts()
     stats = ops.stats()
     queues = sorted({q for q, _ in counts} | set(stats))
@@ -72,7 +83,10 @@ def status_report(ops: QueueOps) -> str:
         lines.append(row + f"{_age(oldest):>14}")
     lines.append(f"{'(all)':<20}" + "".join(f"{totals[s]:>12}" for s in STATUSES))
     workers = ops.workers()
-    live = {w["worker_id"] for w in live_workers(ops)}
+    if isinstance(ops, QueueOps):
+        live = {w["worker_id"] for w in live_workers(ops)}
+    else:
+        live = ops.live_worker_ids()
     lines.append("")
     lines.append(f"workers: {len(live)} live, {len(workers) - len(live)} not heartbeating")
     for w in workers:
@@ -82,7 +96,7 @@ def status_report(ops: QueueOps) -> str:
             f"threads={w['threads']:<3} processed={w['processed']:<8} failed={w['failed']:<6} "
             f"seen {_age(w['seen_ago'])} ago"
         )
-    lines.extend(_paused_schedules(ops))
+    lines.extend(_paused_schedules(ops) if isinstance(ops, QueueOps) else ops.extra_lines())
     return "\n".join(lines)
 
 

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import argparse
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from taskyard.backends.database.backend import DatabaseBackend, database_backend
 from taskyard.backends.database.connectors import make_connector
 from taskyard.backends.database.migrate import migrate
 from taskyard.backends.database.worker_ops import QueueOps
 from taskyard.command import EXIT_FAILURE, Command, CommandError, positive_float, positive_int
-from taskyard.config import parse_url
+from taskyard.config import backends, parse_url
 from taskyard.tasks.execution import utcnow
 from taskyard.worker.commands import add_backend_argument
 from taskyard.worker.operations import MoveRefused, move_data, parse_duration, status_report
 from taskyard.worker.probes import health_check
+
+if TYPE_CHECKING:
+    from taskyard.backends.redis.ops import RedisOps
 
 
 def existing_database(alias: str) -> DatabaseBackend:
@@ -39,8 +43,22 @@ def run_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def redis_ops(alias: str) -> RedisOps | None:
+    """The Redis operations of ``alias`` when it is a Redis backend (``status``, ``health`` and
+    ``prune`` work on both the Database and the Redis backend), else ``None``."""
+    backend = backends[alias]
+    if type(backend).__module__.startswith("taskyard.backends.redis"):
+        from taskyard.backends.redis.backend import RedisBackend
+        from taskyard.backends.redis.ops import RedisOps
+
+        if isinstance(backend, RedisBackend):
+            return RedisOps(backend)
+    return None
+
+
 def run_status(args: argparse.Namespace) -> int:
-    print(status_report(QueueOps(existing_database(args.backend))))
+    ops = redis_ops(args.backend)
+    print(status_report(ops if ops is not None else QueueOps(existing_database(args.backend))))
     return 0
 
 
@@ -70,12 +88,18 @@ def add_health_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_health(args: argparse.Namespace) -> int:
-    checks = health_check(
-        existing_database(args.backend),
-        require_workers=not args.no_workers,
-        probe_queue=args.probe_queue if args.probe else None,
-        probe_timeout=args.probe_timeout,
-    )
+    options = {
+        "require_workers": not args.no_workers,
+        "probe_queue": args.probe_queue if args.probe else None,
+        "probe_timeout": args.probe_timeout,
+    }
+    ops = redis_ops(args.backend)
+    if ops is not None:
+        from taskyard.backends.redis.ops import health_check as redis_health_check
+
+        checks = redis_health_check(ops.backend, **options)
+    else:
+        checks = health_check(existing_database(args.backend), **options)
     for name, ok, detail in checks:
         print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}")
     return 0 if all(ok for _, ok, _ in checks) else 1
@@ -115,7 +139,9 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_prune(args: argparse.Namespace) -> int:
-    ops = QueueOps(existing_database(args.backend))
+    ops: QueueOps | RedisOps | None = redis_ops(args.backend)
+    if ops is None:
+        ops = QueueOps(existing_database(args.backend))
     now = utcnow()
     plan = [(["SUCCESSFUL", "CANCELLED"], args.older_than)]
     if args.failed_older_than is not None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from taskyard.backends.base import Backend
 from taskyard.backends.database.backend import DatabaseBackend
 from taskyard.backends.database.worker_ops import QueueOps
 from taskyard.exceptions import BackendUnavailable, InvalidTaskBackend
@@ -27,7 +28,7 @@ def ping() -> str:
     return "pong"
 
 
-def probe(backend: DatabaseBackend, queue: str, timeout: float) -> tuple[bool, str]:
+def probe(backend: Backend, queue: str, timeout: float) -> tuple[bool, str]:
     """Enqueue ``ping`` on ``queue`` and wait for a worker to run it."""
     started = time.monotonic()
     try:

@@ -16,6 +16,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from taskyard.backends.base import Backend, Option, not_negative, positive
+from taskyard.backends.redis.clients import (
+    DEFAULT_FAILOVER_TIMEOUT,
+    describe_sentinel,
+    make_client,
+    sentinel_settings,
+    sentinels_check,
+)
 from taskyard.backends.redis.keys import (
     DEFAULT_LEASE,
     DEFAULT_MAX_INTERRUPTIONS,
@@ -35,6 +42,7 @@ from taskyard.exceptions import (
     BackendUnavailable,
     InvalidTask,
     InvalidTaskBackend,
+    NotReplicated,
     TaskCancelled,
     TaskResultDoesNotExist,
 )
@@ -46,23 +54,11 @@ T = TypeVar("T")
 NoneType = type(None)
 
 
+WAIT_MARKER = "taskyard:replicated"
+"""The counter ``MIN_REPLICAS`` increments before ``WAIT`` (its value means nothing)."""
+
 DEFAULT_SOCKET_TIMEOUT = 10.0
 """Seconds a Redis reply may take by default (workers raise it above their blocking reads)."""
-
-
-def connection_retry(retries: int) -> Any:
-    """redis-py's retry policy for taskyard's clients: ``retries`` quick retries on a new
-    connection after a connection error, none after a timeout.
-
-    redis-py 6+ retries every command up to ten times by default, timeouts included, so a
-    frozen server held an ``enqueue`` for minutes; and a command that timed out may have run,
-    so running it again could store a job twice.
-    """
-    from redis.backoff import EqualJitterBackoff
-    from redis.exceptions import ConnectionError
-    from redis.retry import Retry
-
-    return Retry(EqualJitterBackoff(cap=0.5, base=0.05), retries, (ConnectionError,))
 
 
 def _ttl(value: Any) -> str | None:
@@ -113,6 +109,33 @@ class RedisBackend(Backend):
             "after a timeout: the command may have run)",
             not_negative,
         ),
+        "SENTINELS": Option(
+            (list, NoneType),
+            None,
+            "Sentinel: list of (host, port) of the sentinels (with MASTER_NAME; django-rq's name)",
+            sentinels_check,
+        ),
+        "MASTER_NAME": Option((str, NoneType), None, "Sentinel: the master's service name"),
+        "SENTINEL_KWARGS": Option(
+            dict, {}, "Sentinel: keyword arguments for the connections to the sentinels"
+        ),
+        "FAILOVER_TIMEOUT": Option(
+            float,
+            DEFAULT_FAILOVER_TIMEOUT,
+            "Sentinel: seconds a command keeps retrying connection errors (a failover in "
+            "progress) before BackendUnavailable",
+            not_negative,
+        ),
+        "MIN_REPLICAS": Option(
+            int,
+            0,
+            "replicas that must acknowledge a stored task (WAIT) before enqueue returns; "
+            "fewer raise NotReplicated",
+            not_negative,
+        ),
+        "MIN_REPLICAS_TIMEOUT": Option(
+            float, 1.0, "seconds enqueue waits for MIN_REPLICAS acknowledgements", positive
+        ),
         "CONNECTION_CLASS": Option(
             str, "redis.Redis", "dotted path of a redis.Redis-compatible client class"
         ),
@@ -154,6 +177,17 @@ class RedisBackend(Backend):
                 f"backend {alias!r}: OPTIONS['CONNECTION_KWARGS'] sets decode_responses, which "
                 "rq cannot work with"
             )
+        sentinel_settings(alias, self.options)  # contradictions are refused now, not later
+        socket_timeout = self.options["SOCKET_TIMEOUT"]
+        if (
+            self.options["MIN_REPLICAS"]
+            and socket_timeout is not None
+            and self.options["MIN_REPLICAS_TIMEOUT"] >= socket_timeout
+        ):
+            raise InvalidTaskBackend(
+                f"backend {alias!r}: MIN_REPLICAS_TIMEOUT must be shorter than "
+                "SOCKET_TIMEOUT (the WAIT reply would time out first)"
+            )
         self._client: Any = None
         self._client_lock = threading.Lock()
         self._queues: dict[str, Any] = {}
@@ -175,39 +209,16 @@ class RedisBackend(Backend):
         return client
 
     def new_client(self) -> Any:
-        """A new Redis client from the settings (no I/O until first used)."""
+        """A new Redis client from the settings (no I/O until first used): plain, or the
+        master named by Sentinel (see ``clients.make_client``, which every taskyard client
+        goes through)."""
         require_rq()
-        import importlib
-
-        path = self.options["CONNECTION_CLASS"]
-        module_name, _, class_name = path.rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError, ValueError) as exc:
-            raise InvalidTaskBackend(
-                f"backend {self.alias!r}: CONNECTION_CLASS {path!r} cannot be imported: {exc}"
-            ) from exc
-        opts = self.options
-        kwargs: dict[str, Any] = {
-            "socket_timeout": opts["SOCKET_TIMEOUT"],
-            "socket_connect_timeout": opts["SOCKET_CONNECT_TIMEOUT"],
-            "retry": connection_retry(opts["CONNECTION_RETRIES"]),
-            **opts["CONNECTION_KWARGS"],
-        }
-        if opts["URL"]:
-            return cls.from_url(opts["URL"], **kwargs)
-        if opts["SSL"]:
-            kwargs["ssl"] = True
-        return cls(
-            host=opts["HOST"],
-            port=opts["PORT"],
-            db=opts["DB"],
-            username=opts["USERNAME"],
-            password=opts["PASSWORD"],
-            **kwargs,
-        )
+        return make_client(self.alias, self.options)
 
     def describe_connection(self) -> str:
+        sentinel = sentinel_settings(self.alias, self.options)
+        if sentinel is not None:
+            return describe_sentinel(sentinel)
         url = self.options["URL"]
         if url:
             from taskyard.config import _redact
@@ -258,7 +269,8 @@ class RedisBackend(Backend):
             self._guard(self._store.store_guarded, result)
         else:
             self._guard(self._store.store_plain, [result])
-        self._announce([result])
+        self._announce([result])  # stored (and may run) even if too few replicas have it yet
+        self._guard(self.await_replicas, [result])
         return result
 
     def enqueue_many(self, calls: Sequence[PreparedCall]) -> list[TaskResult[Any]]:
@@ -275,7 +287,33 @@ class RedisBackend(Backend):
             if result.task.limit is not None or result.task.depends_on is not None:
                 self._guard(self._store.store_guarded, result)
         self._announce(results)
+        self._guard(self.await_replicas, results)
         return results
+
+    def await_replicas(self, results: Sequence[TaskResult[Any]]) -> None:
+        """With ``MIN_REPLICAS``: block until that many replicas have everything this process
+        wrote so far (one ``INCR`` of a marker then ``WAIT`` on the same connection: the
+        replication stream is ordered, so a replica that acknowledged the marker has the
+        tasks), or raise ``NotReplicated`` after ``MIN_REPLICAS_TIMEOUT``."""
+        wanted: int = self.options["MIN_REPLICAS"]
+        if not wanted or not results:
+            return
+        timeout_ms = max(1, int(self.options["MIN_REPLICAS_TIMEOUT"] * 1000))
+        with self.connection().pipeline(transaction=False) as pipe:
+            pipe.incr(WAIT_MARKER)
+            pipe.execute_command("WAIT", wanted, timeout_ms)
+            _, acknowledged = pipe.execute()
+        if int(acknowledged) < wanted:
+            ids = [r.id for r in results]
+            raise NotReplicated(
+                f"backend {self.alias!r}: {len(ids)} task(s) stored on the Redis master but "
+                f"only {acknowledged} of the {wanted} replica(s) MIN_REPLICAS requires "
+                f"acknowledged them within {self.options['MIN_REPLICAS_TIMEOUT']:g}s; a "
+                f"failover now could lose them (ids: {', '.join(ids[:5])}"
+                f"{', …' if len(ids) > 5 else ''})",
+                ids,
+                int(acknowledged),
+            )
 
     def _announce(self, results: list[TaskResult[Any]]) -> None:
         sender = type(self)
@@ -301,8 +339,10 @@ class RedisBackend(Backend):
         return self._store.check_limit(pipe, task, key)
 
     def announce_enqueued_results(self, results: list[TaskResult[Any]]) -> None:
-        """Fire the enqueued (and, for tasks cancelled at once, finished) hooks."""
+        """Fire the enqueued (and, for tasks cancelled at once, finished) hooks, then wait for
+        ``MIN_REPLICAS`` (if set; ``NotReplicated`` if too few replicas acknowledge)."""
         self._announce(results)
+        self._guard(self.await_replicas, results)
 
     # -- results ------------------------------------------------------------------------------
 

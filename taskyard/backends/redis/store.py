@@ -131,6 +131,11 @@ class JobStore:
         return key
 
     def store_plain(self, results: list[TaskResult[Any]]) -> None:
+        if len(results) > 1:
+            from taskyard.backends.redis.bulk import store_many
+
+            store_many(self, results)
+            return
         jobs = [self.job(result) for result in results]
         queue_keys: set[str] = set()
         levels: set[tuple[str, int]] = set()

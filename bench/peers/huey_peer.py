@@ -9,7 +9,7 @@ import os
 import time
 from typing import Any, ClassVar
 
-from bench.peers.base import RecordedSubject, bin_path
+from bench.peers.base import IoMode, RecordedSubject, bin_path
 
 #: worker threads per storage: the fastest of 1, 2 and 4 in a tuning run on this machine
 #: ($BENCH_PEER_CONCURRENCY overrides)
@@ -59,13 +59,22 @@ class HueyBase(RecordedSubject):
         return before
 
     def worker_argv(self, burst: bool) -> list[str]:
-        return [
-            bin_path("huey_consumer"),
-            "bench.peers.huey_app.huey",
-            "-w",
-            str(workers(self.store)),
-            "-q",
-        ]
+        return self.argv(workers(self.store))
+
+    def argv(self, workers: int, kind: str = "thread") -> list[str]:
+        argv = [bin_path("huey_consumer"), "bench.peers.huey_app.huey", "-w", str(workers)]
+        return [*argv, "-k", kind, "-q"]
+
+    def io_fill(self, n: int, kind: str, seconds: float) -> None:
+        assert kind == "sync"
+        call = self.module().sleep_sync
+        for _ in range(n):
+            call(seconds)
+
+    def fill_ids(self, n: int) -> None:
+        call = self.module().noop_id
+        for token in range(n):
+            call(token)
 
     def worker_env(self) -> dict[str, str]:
         return {
@@ -92,6 +101,30 @@ class RedisHuey(HueyBase):
     key = "huey-redis"
     label = "Huey RedisHuey"
     store = "redis"
+    scaleout = True
+
+    def io_modes(self) -> list[IoMode]:
+        return [
+            IoMode(
+                "sync",
+                "",
+                ", thread workers",
+                (100,),
+                self.argv,
+                lambda c: f"huey_consumer -k thread -w {c}",
+            ),
+            IoMode(
+                "sync",
+                "-greenlet",
+                ", greenlet workers (gevent)",
+                (100,),
+                lambda c: self.argv(c, "greenlet"),
+                lambda c: f"huey_consumer -k greenlet -w {c}",
+            ),
+        ]
+
+    def scaleout_argv(self) -> list[str]:
+        return self.argv(workers(self.store))
 
     def url(self) -> str:
         return self.ctx.redis_url

@@ -80,11 +80,13 @@ def step_iobound(
     n, sweep_n, budget = args.io_n, args.io_sweep_n, args.io_budget
     for subject in subjects:
         for mode in subject.io_modes():
-            key, label = subject.key + mode.suffix, subject.label + mode.label
+            key, label = subject.key + mode.suffix, mode.title or subject.label + mode.label
             sweep: dict[int, float] = {}
+            # enough tasks that the largest concurrency is filled twice over
+            points = max(sweep_n, 2 * max(mode.sweep))
             if len(mode.sweep) > 1:
                 for concurrency in mode.sweep:
-                    rate, _ = io_run(subject, ctx, mode, concurrency, sweep_n, budget)
+                    rate, _ = io_run(subject, ctx, mode, concurrency, points, budget)
                     sweep[concurrency] = rate
                     print(f"    iobound sweep {key} {mode.kind} c={concurrency}: {rate:,.0f}/s")
             best = max(sweep, key=lambda c: sweep[c]) if sweep else mode.sweep[0]
@@ -100,7 +102,7 @@ def step_iobound(
                 note += "; sweep of " + ", ".join(
                     f"{c}: {r:,.0f}/s" for c, r in sorted(sweep.items())
                 )
-                note += f" ({sweep_n:,} tasks each)"
+                note += f" ({points:,} tasks each)"
             scenario = "io_async" if mode.kind == "async" else "io_sync"
             res.add(scenario, label, runs, note, ours=subject.ours, key=key)
             res.figures[-1].update(store=subject.store, concurrency=best, sweep=sweep)
@@ -120,7 +122,7 @@ def step_io_rss(subjects: list[Subject], ctx: Context, res: Results) -> None:
                 note += f"; {done:,} of {RSS_TASKS:,} finished within 120 s"
             res.add(
                 "io_rss_1000",
-                subject.label + mode.label,
+                mode.title or subject.label + mode.label,
                 [peak],
                 note,
                 ours=subject.ours,
@@ -141,7 +143,7 @@ def step_io_latency(
             continue
         probe = _async_probe(subject)
         values = latencies(probe, ctx, args.latency_samples, args.latency_gap)
-        note = f"async probe task, {len(values)} samples, default worker options"
+        note = f"async probe task, {len(values)} samples; {subject.worker_note}"
         res.add("io_latency_p50", subject, [statistics.median(values)], note)
         res.figures[-1]["samples"] = values
         res.save()

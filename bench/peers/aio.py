@@ -64,7 +64,7 @@ class AsyncRedisPeer(RecordedSubject):
         import redis
 
         redis.Redis.from_url(self.ctx.redis_url).flushdb()
-        self.record_file.unlink(missing_ok=True)
+        self.clear_records()
 
     def enqueue_one(self, n: int) -> float:
         return self.run(self._timed("noop", n))

@@ -34,6 +34,8 @@ class IoMode:
     rss: bool = True
     #: the worker's environment for a concurrency (None: the subject's ``worker_env()``)
     env: Callable[[int], dict[str, str]] | None = None
+    #: the whole label, instead of the subject's label followed by ``label``
+    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,11 @@ class RecordedSubject(Subject):
 
     def worker_env(self) -> dict[str, str]:
         return {**super().worker_env(), "BENCH_RECORDER": str(self.record_file)}
+
+    def clear_records(self) -> None:
+        from bench.peers import recorder
+
+        recorder.clear(self.record_file)
 
     def done_count(self) -> int:
         from bench.peers import recorder

@@ -35,7 +35,7 @@ class Celery(RecordedSubject):
         import redis
 
         redis.Redis.from_url(self.ctx.redis_url).flushdb()
-        self.record_file.unlink(missing_ok=True)
+        self.clear_records()
 
     def enqueue_one(self, n: int) -> float:
         delay = self.module().noop.delay

@@ -35,7 +35,7 @@ class Dramatiq(RecordedSubject):
         import redis
 
         redis.Redis.from_url(self.ctx.redis_url).flushdb()
-        self.record_file.unlink(missing_ok=True)
+        self.clear_records()
 
     def _send(self, name: str, n: int, **kwargs: Any) -> float:
         send = self.module().ACTORS[name].send

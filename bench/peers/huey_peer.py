@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import time
 from typing import Any, ClassVar
 
@@ -43,7 +44,7 @@ class HueyBase(RecordedSubject):
 
     def reset(self) -> None:
         self.module().huey.flush()
-        self.record_file.unlink(missing_ok=True)
+        self.clear_records()
 
     def enqueue_one(self, n: int) -> float:
         noop = self.module().noop
@@ -62,8 +63,12 @@ class HueyBase(RecordedSubject):
         return self.argv(workers(self.store))
 
     def argv(self, workers: int, kind: str = "thread") -> list[str]:
-        argv = [bin_path("huey_consumer"), "bench.peers.huey_app.huey", "-w", str(workers)]
-        return [*argv, "-k", kind, "-q"]
+        program = (
+            [sys.executable, "-m", "bench.peers.huey_gevent"]
+            if kind == "greenlet"
+            else [bin_path("huey_consumer")]
+        )
+        return [*program, "bench.peers.huey_app.huey", "-w", str(workers), "-k", kind, "-q"]
 
     def io_fill(self, n: int, kind: str, seconds: float) -> None:
         assert kind == "sync"
@@ -119,7 +124,7 @@ class RedisHuey(HueyBase):
                 ", greenlet workers (gevent)",
                 (100,),
                 lambda c: self.argv(c, "greenlet"),
-                lambda c: f"huey_consumer -k greenlet -w {c}",
+                lambda c: f"huey_consumer -k greenlet -w {c} (gevent's monkey-patch applied first)",
             ),
         ]
 

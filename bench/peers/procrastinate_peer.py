@@ -92,7 +92,7 @@ class Procrastinate(Subject):
 
         return [
             IoMode("async", "-c100", ", -c 100", (100,), self.argv, note),
-            IoMode("async", "", ", its best -c", (250, 500, 1000), self.argv, note),
+            IoMode("async", "", ", its best -c", (100, 250, 500, 1000), self.argv, note),
         ]
 
     def worker_argv(self, burst: bool) -> list[str]:

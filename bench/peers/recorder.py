@@ -39,11 +39,11 @@ def finished() -> None:
 
 
 def _write() -> None:
-    path = Path(PATH)
+    path = Path(f"{PATH}-{os.getpid()}")  # one file per process: workers side by side
     with _lock:
         count, first, last = _state["count"], _state["first"], _state["last"]
     if count != _state["written"]:
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(f"{count} {first!r} {last!r}")
         tmp.replace(path)
         _state["written"] = count
@@ -95,9 +95,28 @@ def executions(folder: str | Path) -> dict[int, int]:
 
 
 def read(path: str | Path) -> tuple[int, float, float]:
-    """(finished count, first start, last finish) as last written; zeros before the first."""
-    try:
-        count, first, last = Path(path).read_text().split()
-    except (OSError, ValueError):
+    """(finished count, first start, last finish) as last written by every process that
+    recorded under ``path``; zeros before the first."""
+    total, firsts, lasts = 0, [], []
+    path = Path(path)
+    for one in path.parent.glob(path.name + "-*"):
+        if one.name.endswith(".tmp"):
+            continue
+        try:
+            count, first, last = one.read_text().split()
+        except (OSError, ValueError):
+            continue
+        if int(count):
+            total += int(count)
+            firsts.append(float(first))
+            lasts.append(float(last))
+    if not total:
         return 0, 0.0, 0.0
-    return int(count), float(first), float(last)
+    return total, min(firsts), max(lasts)
+
+
+def clear(path: str | Path) -> None:
+    """Remove what every process recorded under ``path``."""
+    path = Path(path)
+    for one in path.parent.glob(path.name + "-*"):
+        one.unlink(missing_ok=True)

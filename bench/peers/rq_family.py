@@ -12,6 +12,7 @@ from bench.peers.base import Agent, IoMode, Subject, bin_path
 from bench.peers.taskyard_db import TaskyardClient, activate
 
 WORKER_CLASS = {"simple": "rq.SimpleWorker", "forking": "rq.Worker"}
+IO_TITLE = "taskyard Redis, taskyard rqworker (default class)"
 
 
 class RQBase(Subject):
@@ -111,6 +112,7 @@ class TaskyardRedis(TaskyardClient, RQBase):
                         sweep,
                         lambda c, flag=flag: [*base, flag, str(c)],
                         lambda c, flag=flag: f"taskyard rqworker {flag} {c} (default class)",
+                        title=IO_TITLE,
                     )
                 )
             else:
@@ -126,6 +128,7 @@ class TaskyardRedis(TaskyardClient, RQBase):
                             f"no {flag}, one task at a time"
                         ),
                         rss=False,
+                        title=IO_TITLE,
                     )
                 )
         return modes
@@ -150,6 +153,9 @@ class TaskyardRedisForking(TaskyardRedis):
     cls = "forking"
     drain_n = 300
     worker_note = "taskyard rqworker --worker-class forking"
+
+    def io_modes(self) -> list[IoMode]:
+        return []  # the I/O-bound scenario runs the default class, under taskyard-redis
 
 
 class PlainRQ(RQBase):

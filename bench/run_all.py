@@ -486,6 +486,7 @@ def step_round_trips(
             )
             res.add("redis_per_task", subject, [enq + work], note)
             res.add("redis_trips_per_task", subject, [(enq_trips + work_trips) / n], note)
+            res.figures[-1].update(enqueue_trips=enq_trips / n, worker_trips=work_trips / n)
         elif subject.store == "sqlite":
             enq, work = sqlite_statements(subject, ctx, n)
             note = f"enqueue {enq:.2f} + worker {work:.2f} (sqlite3 trace callback); {n:,} tasks"
@@ -652,6 +653,12 @@ def main() -> int:
         help="an I/O-bound or scale-out run stops after this long (s), counting what finished",
     )
     parser.add_argument("--scale-n", type=int, default=20_000, help="tasks per scale-out run")
+    parser.add_argument(
+        "--scale-budget",
+        type=float,
+        default=30.0,
+        help="a scale-out run stops after this long (s), counting what finished",
+    )
     parser.add_argument("--only", default="", help=f"comma-separated steps of {STEPS}")
     parser.add_argument("--subjects", default="", help="comma-separated subject keys")
     parser.add_argument("--peer-python", default="", help="a Python >= 3.12 with Django 6")
@@ -677,6 +684,7 @@ def main() -> int:
         args.latency_samples, args.history_rows, args.memory_n = 20, 100_000, 10_000
         args.round_trip_n, args.memory_budget = 200, 20
         args.io_n, args.io_sweep_n, args.io_budget, args.scale_n = 2000, 500, 20, 2000
+        args.scale_budget = 15
     if (args.only or args.subjects) and not args.fresh:
         args.merge = True
     if args.report_only:

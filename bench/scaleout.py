@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.harness import running, wait_for
@@ -23,6 +24,14 @@ if TYPE_CHECKING:
     from bench.run_all import Results
 
 PROCESSES = (1, 2, 4)
+
+
+def command(argv: list[str]) -> str:
+    """The worker's command line as a reader would type it (no interpreter path, no URL)."""
+    words = [Path(argv[0]).name, *(a for a in argv[1:] if "://" not in a)]
+    if words[0].startswith("python") and words[1:2] == ["-m"]:
+        words = words[2:]
+    return " ".join(w for w in words if w != "--url")
 
 
 def scale_run(
@@ -54,7 +63,7 @@ def scale_run(
 def step_scaleout(
     subjects: list[Subject], ctx: Context, res: Results, args: argparse.Namespace
 ) -> None:
-    n, budget = args.scale_n, args.io_budget
+    n, budget = args.scale_n, args.scale_budget
     for subject in subjects:
         if not subject.scaleout:
             continue
@@ -74,14 +83,14 @@ def step_scaleout(
                 )
             word = "process" if processes == 1 else "processes"
             note = (
-                f"{processes} worker {word}: {' '.join(subject.scaleout_argv()[1:4])}…; "
+                f"{processes} worker {word}: {command(subject.scaleout_argv())}; "
                 f"{duplicates} duplicate executions over {args.repeats} runs"
             )
             if min(finished) < n:
                 note += f"; stopped after {budget:.0f} s: {min(finished):,} of {n:,} finished"
             res.add(
                 "scaleout",
-                f"{subject.label} \u00d7{processes}",
+                f"{subject.scaleout_label} \u00d7{processes}",
                 runs,
                 note,
                 ours=subject.ours,

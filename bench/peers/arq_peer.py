@@ -73,7 +73,7 @@ class Arq(RecordedSubject):
                 "async",
                 "",
                 "",
-                (100, 500, 1000),
+                (50, 100, 500, 1000),
                 self.argv,
                 lambda c: f"arq worker, max_jobs {c}",
                 env=self.env,

@@ -131,6 +131,10 @@ class Subject:
         """One of the scale-out scenario's worker processes."""
         return self.worker_argv(burst=False)
 
+    @property
+    def scaleout_label(self) -> str:
+        return self.label
+
     def scaleout_env(self, ids_dir: Path) -> dict[str, str]:
         return {**self.worker_env(), "BENCH_RECORDER_IDS": str(ids_dir)}
 

@@ -146,6 +146,10 @@ class TaskyardRedis(TaskyardClient, RQBase):
     def scaleout_argv(self) -> list[str]:
         return self.default_argv()
 
+    @property
+    def scaleout_label(self) -> str:
+        return IO_TITLE
+
 
 class TaskyardRedisForking(TaskyardRedis):
     key = "taskyard-redis-fork"

@@ -8,7 +8,8 @@ import asyncio
 import os
 from typing import Any
 
-from saq import Queue
+from redis import asyncio as aioredis
+from saq.queue.redis import RedisQueue
 
 from bench.peers import recorder
 from bench.peers.probe import send_stamp
@@ -16,7 +17,9 @@ from bench.peers.probe import send_stamp
 URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "10"))
 
-queue = Queue.from_url(URL, name="bench")
+# each job slot waits on its own connection (BLMOVE): redis-py's pool (100 by default) must
+# be larger than the concurrency, or jobs fail with "Too many connections"
+queue = RedisQueue(aioredis.from_url(URL, max_connections=CONCURRENCY + 100), name="bench")
 
 
 async def noop(ctx: Any) -> None:

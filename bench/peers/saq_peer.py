@@ -17,6 +17,7 @@ CONCURRENCY = int(os.environ.get("BENCH_PEER_CONCURRENCY", "50"))
 class SAQ(AsyncRedisPeer):
     key = "saq"
     label = "SAQ"
+    drain_n = 5000  # a run under a minute here
     app_module = "bench.peers.saq_app"
     worker_note = f"saq --workers 1, concurrency {CONCURRENCY}, async tasks"
 
@@ -47,7 +48,7 @@ class SAQ(AsyncRedisPeer):
                 "async",
                 "",
                 "",
-                (100, 500, 1000),
+                (50, 100, 500, 1000),
                 self.argv,
                 lambda c: f"saq --workers 1, concurrency {c}",
                 env=self.env,

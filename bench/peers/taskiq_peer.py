@@ -18,6 +18,7 @@ CONCURRENCY = int(os.environ.get("BENCH_PEER_CONCURRENCY", "50"))
 class Taskiq(AsyncRedisPeer):
     key = "taskiq"
     label = "taskiq, taskiq-redis ListQueueBroker"
+    drain_n = 5000  # a run under a minute here
     app_module = "bench.peers.taskiq_app"
     worker_note = f"taskiq worker --workers 1 --max-async-tasks {CONCURRENCY}, async tasks"
 
@@ -47,7 +48,7 @@ class Taskiq(AsyncRedisPeer):
                 "async",
                 "",
                 "",
-                (100, 500, 1000),
+                (50, 100, 500, 1000),
                 self.argv,
                 lambda c: f"taskiq worker --workers 1 --max-async-tasks {c}",
             ),

@@ -62,6 +62,7 @@ from bench.peers.rq_family import (
     PlainRQ,
     PlainRQForking,
     TaskyardRedis,
+    TaskyardRedisDefault,
     TaskyardRedisForking,
 )
 from bench.peers.saq_peer import SAQ
@@ -74,6 +75,7 @@ SUBJECTS: list[type[Subject]] = [
     TaskyardSQLite,
     TaskyardRedis,
     TaskyardRedisForking,
+    TaskyardRedisDefault,
     DjangoTasksDB,
     Procrastinate,
     PostgresHuey,
@@ -325,7 +327,7 @@ def step_enqueue(
     subjects: list[Subject], ctx: Context, res: Results, args: argparse.Namespace
 ) -> None:
     for subject in subjects:
-        if subject.key.endswith("-fork"):
+        if subject.key.endswith(("-fork", "-default")):
             continue  # the same client as its SimpleWorker twin
         single_n = args.single_n if subject.key not in ("django-tasks-db",) else args.single_n // 2
         runs = []
@@ -410,7 +412,7 @@ def step_memory(
         if drained is None and not subject.ours:
             continue
         if (
-            subject.key == "taskyard-redis"
+            subject.key in ("taskyard-redis", "taskyard-redis-default")
             and drained
             and args.memory_n / drained["median"] > 4 * args.memory_budget
         ):

@@ -96,6 +96,8 @@ class TaskyardRedis(TaskyardClient, RQBase):
         return [*argv, "--import", "bench.core_tasks", "--log-level", "WARNING"]
 
     def io_modes(self) -> list[IoMode]:
+        if self.cls != "default":
+            return []  # measured under taskyard-redis-default
         flags = self._rqworker_flags()
         base = self.default_argv()
         modes = []
@@ -141,7 +143,7 @@ class TaskyardRedis(TaskyardClient, RQBase):
 
     @property
     def scaleout(self) -> bool:  # type: ignore[override]
-        return self.cls == "simple"
+        return self.cls == "default"
 
     def scaleout_argv(self) -> list[str]:
         return self.default_argv()
@@ -158,8 +160,24 @@ class TaskyardRedisForking(TaskyardRedis):
     drain_n = 300
     worker_note = "taskyard rqworker --worker-class forking"
 
-    def io_modes(self) -> list[IoMode]:
-        return []  # the I/O-bound scenario runs the default class, under taskyard-redis
+
+class TaskyardRedisDefault(TaskyardRedis):
+    """``taskyard rqworker`` with no ``--worker-class``: whatever the command's default is (the
+    batching worker of the Redis issue once it lands; rq's forking Worker before that)."""
+
+    key = "taskyard-redis-default"
+    label = IO_TITLE
+    cls = "default"
+    worker_note = "taskyard rqworker (its default worker class)"
+
+    @property
+    def drain_n(self) -> int | None:  # type: ignore[override]
+        # rq's forking Worker (the default before the batching class) forks once per job
+        return 300 if "default forking" in self._rqworker_flags() else None
+
+    def worker_argv(self, burst: bool) -> list[str]:
+        argv = self.default_argv()
+        return [*argv, "--burst"] if burst else argv
 
 
 class PlainRQ(RQBase):

@@ -77,38 +77,45 @@ def io_rss(subject: Subject, ctx: Context, mode: IoMode) -> tuple[float, float, 
 def step_iobound(
     subjects: list[Subject], ctx: Context, res: Results, args: argparse.Namespace
 ) -> None:
-    n, sweep_n, budget = args.io_n, args.io_sweep_n, args.io_budget
     for subject in subjects:
         for mode in subject.io_modes():
-            key, label = subject.key + mode.suffix, mode.title or subject.label + mode.label
-            sweep: dict[int, float] = {}
-            # enough tasks that the largest concurrency is filled twice over
-            points = max(sweep_n, 2 * max(mode.sweep))
-            if len(mode.sweep) > 1:
-                for concurrency in mode.sweep:
-                    rate, _ = io_run(subject, ctx, mode, concurrency, points, budget)
-                    sweep[concurrency] = rate
-                    print(f"    iobound sweep {key} {mode.kind} c={concurrency}: {rate:,.0f}/s")
-            best = max(sweep, key=lambda c: sweep[c]) if sweep else mode.sweep[0]
-            runs, finished = [], []
-            for _ in range(args.repeats):
-                rate, done = io_run(subject, ctx, mode, best, n, budget)
-                runs.append(rate)
-                finished.append(done)
-            note = mode.note(best)
-            if min(finished) < n:
-                note += f"; stopped after {budget:.0f} s: {min(finished):,} of {n:,} finished"
-            if sweep:
-                note += "; sweep of " + ", ".join(
-                    f"{c}: {r:,.0f}/s" for c, r in sorted(sweep.items())
-                )
-                note += f" ({points:,} tasks each)"
-            scenario = "io_async" if mode.kind == "async" else "io_sync"
-            res.add(scenario, label, runs, note, ours=subject.ours, key=key)
-            res.figures[-1].update(store=subject.store, concurrency=best, sweep=sweep)
-            res.save()
+            try:
+                io_mode(subject, mode, ctx, res, args)
+            except Exception as exc:  # one peer's failure does not end the whole run
+                print(f"    iobound {subject.key}{mode.suffix} {mode.kind} FAILED: {exc!r}")
     step_io_rss(subjects, ctx, res)
     step_io_latency(subjects, ctx, res, args)
+
+
+def io_mode(
+    subject: Subject, mode: IoMode, ctx: Context, res: Results, args: argparse.Namespace
+) -> None:
+    n, sweep_n, budget = args.io_n, args.io_sweep_n, args.io_budget
+    key, label = subject.key + mode.suffix, mode.title or subject.label + mode.label
+    sweep: dict[int, float] = {}
+    # enough tasks that the largest concurrency is filled twice over
+    points = max(sweep_n, 2 * max(mode.sweep))
+    if len(mode.sweep) > 1:
+        for concurrency in mode.sweep:
+            rate, _ = io_run(subject, ctx, mode, concurrency, points, budget)
+            sweep[concurrency] = rate
+            print(f"    iobound sweep {key} {mode.kind} c={concurrency}: {rate:,.0f}/s")
+    best = max(sweep, key=lambda c: sweep[c]) if sweep else mode.sweep[0]
+    runs, finished = [], []
+    for _ in range(args.repeats):
+        rate, done = io_run(subject, ctx, mode, best, n, budget)
+        runs.append(rate)
+        finished.append(done)
+    note = mode.note(best)
+    if min(finished) < n:
+        note += f"; stopped after {budget:.0f} s: {min(finished):,} of {n:,} finished"
+    if sweep:
+        note += "; sweep of " + ", ".join(f"{c}: {r:,.0f}/s" for c, r in sorted(sweep.items()))
+        note += f" ({points:,} tasks each)"
+    scenario = "io_async" if mode.kind == "async" else "io_sync"
+    res.add(scenario, label, runs, note, ours=subject.ours, key=key)
+    res.figures[-1].update(store=subject.store, concurrency=best, sweep=sweep)
+    res.save()
 
 
 def step_io_rss(subjects: list[Subject], ctx: Context, res: Results) -> None:
@@ -116,7 +123,11 @@ def step_io_rss(subjects: list[Subject], ctx: Context, res: Results) -> None:
         for mode in subject.io_modes():
             if mode.kind != "async" or not mode.rss or mode.suffix:
                 continue
-            idle, peak, done = io_rss(subject, ctx, mode)
+            try:
+                idle, peak, done = io_rss(subject, ctx, mode)
+            except Exception as exc:  # one peer's failure does not end the whole run
+                print(f"    iobound RSS {subject.key} FAILED: {exc!r}")
+                continue
             note = f"idle {idle:.1f} MiB before; {mode.note(RSS_TASKS)}"
             if done < RSS_TASKS:
                 note += f"; {done:,} of {RSS_TASKS:,} finished within 120 s"

@@ -70,9 +70,13 @@ def step_scaleout(
         for processes in PROCESSES:
             runs, finished, duplicates = [], [], 0
             for round_ in range(args.repeats):
-                rate, done, executed, dup = scale_run(
-                    subject, ctx, processes, n, budget, str(round_)
-                )
+                try:
+                    rate, done, executed, dup = scale_run(
+                        subject, ctx, processes, n, budget, str(round_)
+                    )
+                except Exception as exc:  # one failure does not end the whole run
+                    print(f"    scaleout {subject.key} x{processes} FAILED: {exc!r}")
+                    continue
                 runs.append(rate)
                 finished.append(done)
                 duplicates += dup
@@ -81,6 +85,8 @@ def step_scaleout(
                     f"{executed:,} executions, {dup} duplicates",
                     flush=True,
                 )
+            if not runs:
+                continue
             word = "process" if processes == 1 else "processes"
             note = (
                 f"{processes} worker {word}: {command(subject.scaleout_argv())}; "

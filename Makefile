@@ -84,7 +84,9 @@ check: test lint
 
 BENCH_VENV ?= .venv-bench
 BENCH_VENV312 ?= .venv-bench312
-BENCH_STAMP := $(BENCH_VENV)/.installed-peers
+# the stamp's name changes with the list of peers, so an existing environment gets the new ones
+BENCH_STAMP := $(BENCH_VENV)/.installed-peers-2
+BENCH_AIO_VENV ?= .venv-bench-aio
 
 # One environment for the whole harness: taskyard (PostgreSQL, Redis) and every peer it is
 # measured against, plus matplotlib for the chart and py-spy for profiling.
@@ -92,7 +94,15 @@ $(BENCH_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[postgres,redis]' \
 		'django>=5.2,<6' 'django-tasks>=0.12' 'django-tasks-db>=0.13' django-tasks-rq django-rq \
-		huey procrastinate 'celery[redis]' matplotlib py-spy
+		huey gevent procrastinate 'celery[redis]' saq taskiq taskiq-redis 'dramatiq[redis]' \
+		matplotlib py-spy
+	touch $@
+
+# arq pins a redis-py older than rq's: its worker and its client (bench/peers/arq_agent.py)
+# run under an environment of their own (the harness needs nothing else from it).
+$(BENCH_AIO_VENV)/.installed:
+	$(PYTHON) -m venv $(BENCH_AIO_VENV)
+	$(BENCH_AIO_VENV)/bin/pip install --quiet --disable-pip-version-check arq
 	touch $@
 
 $(BENCH_VENV312)/.installed: pyproject.toml
@@ -103,11 +113,12 @@ $(BENCH_VENV312)/.installed: pyproject.toml
 	else echo "no Python >= 3.12 found: Django 6 and django-tasks-local peers are skipped"; fi
 
 ## bench: the whole harness (docs/benchmarks.md): every taskyard backend beside rq, Huey,
-## Procrastinate, Celery, django-tasks-db/-rq/-local and Django's ImmediateBackend; writes
+## Procrastinate, Celery, SAQ, arq, taskiq, Dramatiq, django-tasks-db/-rq/-local and Django's
+## ImmediateBackend, no-op, I/O-bound (100 ms tasks) and scale-out (1, 2, 4 workers); writes
 ## docs/benchmarks.md, docs/benchmarks.json and docs/benchmarks.png. BENCH_ARGS="--quick" for
-## a short smoke run, "--only drain,latency" for some scenarios.
-bench: $(BENCH_STAMP) $(BENCH_VENV312)/.installed
-	$(BENCH_VENV)/bin/python bench/run_all.py $(BENCH_ARGS) \
+## a short smoke run, "--only iobound,scaleout" for some scenarios (merged into the JSON).
+bench: $(BENCH_STAMP) $(BENCH_VENV312)/.installed $(BENCH_AIO_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/run_all.py --aio-python $(BENCH_AIO_VENV)/bin/python $(BENCH_ARGS) \
 		$$( [ -f $(BENCH_VENV312)/.installed ] && echo --peer-python $(BENCH_VENV312)/bin/python )
 
 ## soak: faults (SIGKILLs of workers and work horses, connection cuts, Redis restarts) during a
@@ -132,4 +143,4 @@ bench-redis: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/bench_redis.py $(BENCH_REDIS_ARGS)
 
 clean:
-	rm -rf $(VENV) $(VENV312) $(BENCH_VENV) $(BENCH_VENV312) .venv-bench-redis .pytest_cache .mypy_cache .ruff_cache taskyard.egg-info build dist
+	rm -rf $(VENV) $(VENV312) $(BENCH_VENV) $(BENCH_VENV312) $(BENCH_AIO_VENV) .venv-bench-redis .pytest_cache .mypy_cache .ruff_cache taskyard.egg-info build dist

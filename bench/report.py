@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.report_io import io_targets, redis_targets, scaleout_panel, scaleout_table
 from bench.soak_report import SOAK_PATH, soak_table, soak_targets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -300,9 +301,9 @@ def targets(data: Data) -> list[tuple[str, str, bool | None]]:
         "{:,.0f} tasks/s",
     )
     row(
-        "Bulk enqueue ≥ 10,000/s on Redis",
+        "Bulk enqueue ≥ 25,000/s on Redis",
         m("enqueue_bulk", "taskyard-redis"),
-        lambda v: v >= 10000,
+        lambda v: v >= 25000,
         "{:,.0f} tasks/s",
     )
     for key, name in (
@@ -318,6 +319,8 @@ def targets(data: Data) -> list[tuple[str, str, bool | None]]:
                 lambda v: v <= 10,
                 "{:+.1f}%",
             )
+    out += redis_targets(data)
+    out += io_targets(data)
     out += soak_targets()
     return out
 
@@ -380,6 +383,12 @@ def markdown(data: Data) -> str:
     lines += table(data, "inproc_immediate", SCEN["inproc_immediate"])
     lines += table(data, "inproc_threadpool", SCEN["inproc_threadpool"].format(n=f"{n:,}"))
     lines += table(data, "inproc_latency", SCEN["inproc_latency"])
+    io_n = args.get("io_n", 10000)
+    lines += table(data, "io_async", SCEN["io_async"].format(n=f"{io_n:,}"))
+    lines += table(data, "io_sync", SCEN["io_sync"].format(n=f"{io_n:,}"))
+    lines += table(data, "io_rss_1000", SCEN["io_rss_1000"])
+    lines += table(data, "io_latency_p50", SCEN["io_latency_p50"])
+    lines += scaleout_table(data)
     lines += soak_table()
     lines += [
         "Raw figures, every run: [benchmarks.json](benchmarks.json)"
@@ -402,6 +411,13 @@ SCEN = {
     "inproc_immediate": "In-process: Immediate backend, enqueue-and-run calls",
     "inproc_threadpool": "In-process: ThreadPool, {n} tasks enqueued to finished",
     "inproc_latency": "In-process: ThreadPool idle pickup latency, median",
+    "io_async": "I/O-bound: drain {n} async tasks that each await asyncio.sleep(0.1), one "
+    "worker process, each at its best concurrency",
+    "io_sync": "I/O-bound: drain {n} sync tasks that each call time.sleep(0.1), 100 threads "
+    "(or greenlets), one worker process",
+    "io_rss_1000": "I/O-bound: worker resident memory with 1,000 async tasks in flight (peak "
+    "VmRSS while 1,000 tasks of 2 s drain at a concurrency of 1,000)",
+    "io_latency_p50": "I/O-bound: idle pickup latency of an async task, median",
 }
 
 
@@ -430,6 +446,10 @@ PANELS = [
     ("sql_per_task", "SQL statements per task"),
     ("redis_trips_per_task", "Redis round trips per task"),
     ("inproc_threadpool", "In-process ThreadPool (tasks/s)"),
+    ("io_async", "I/O-bound, async tasks of 100 ms (tasks/s)"),
+    ("io_sync", "I/O-bound, sync tasks of 100 ms, 100 threads (tasks/s)"),
+    ("io_rss_1000", "Worker RSS, 1,000 async tasks in flight (MiB)"),
+    ("scaleout", ""),
 ]
 
 
@@ -440,6 +460,8 @@ def chart(data: Data, path: Path = PNG_PATH) -> None:
     import matplotlib.pyplot as plt
 
     panels = [(k, t) for k, t in PANELS if data.scenario(k)]
+    if not panels:
+        return
     cols = 3
     rows = (len(panels) + cols - 1) // cols
     heights = [
@@ -455,6 +477,9 @@ def chart(data: Data, path: Path = PNG_PATH) -> None:
     axes_list = list(axes.flat) if hasattr(axes, "flat") else [axes]
     n = data.meta["args"].get("n", 20000)
     for ax, (key, title) in zip(axes_list, panels, strict=False):
+        if key == "scaleout":
+            scaleout_panel(ax, data)
+            continue
         figures = _order(data.scenario(key))
         figures.reverse()  # matplotlib draws the first bar at the bottom
         names = [f["subject"] for f in figures]

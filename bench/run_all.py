@@ -7,7 +7,10 @@ then ``docs/benchmarks.md`` (the generated part) and ``docs/benchmarks.png`` thr
 ``bench/report.py``. See the method notes in ``docs/benchmarks.md``.
 
     python bench/run_all.py [--quick] [--repeats 3] [--only drain,latency] [--subjects a,b]
-                            [--peer-python /path/to/python3.13] [--report-only]
+                            [--peer-python /path/to/python3.13] [--report-only] [--fresh]
+
+A run with ``--only`` or ``--subjects`` keeps the figures of the existing JSON that it does not
+measure (``--fresh`` starts from nothing); a full run replaces them all.
 """
 
 from __future__ import annotations
@@ -45,9 +48,12 @@ from bench.harness import (
     running,
     wait_for,
 )
+from bench.iobound import step_iobound
+from bench.peers.arq_peer import Arq
 from bench.peers.base import Context, Subject
 from bench.peers.celery_peer import Celery
 from bench.peers.django_tasks_db import DjangoTasksDB
+from bench.peers.dramatiq_peer import Dramatiq
 from bench.peers.huey_peer import PostgresHuey, RedisHuey, SqliteHuey
 from bench.peers.procrastinate_peer import Procrastinate
 from bench.peers.rq_family import (
@@ -56,21 +62,30 @@ from bench.peers.rq_family import (
     PlainRQ,
     PlainRQForking,
     TaskyardRedis,
+    TaskyardRedisDefault,
     TaskyardRedisForking,
 )
+from bench.peers.saq_peer import SAQ
+from bench.peers.taskiq_peer import Taskiq
 from bench.peers.taskyard_db import TaskyardPostgres, TaskyardSQLite
+from bench.scaleout import step_scaleout
 
 SUBJECTS: list[type[Subject]] = [
     TaskyardPostgres,
     TaskyardSQLite,
     TaskyardRedis,
     TaskyardRedisForking,
+    TaskyardRedisDefault,
     DjangoTasksDB,
     Procrastinate,
     PostgresHuey,
     SqliteHuey,
     RedisHuey,
     Celery,
+    SAQ,
+    Arq,
+    Taskiq,
+    Dramatiq,
     PlainRQ,
     PlainRQForking,
     DjangoTasksRQ,
@@ -110,8 +125,32 @@ SCENARIOS: dict[str, tuple[str, str, str]] = {
         "higher",
     ),
     "inproc_latency": ("In-process: ThreadPool idle pickup latency, median", "ms", "lower"),
+    "io_async": (
+        "I/O-bound drain: {n} async tasks that each await asyncio.sleep(0.1), one worker process",
+        "tasks/s",
+        "higher",
+    ),
+    "io_sync": (
+        "I/O-bound drain: {n} sync tasks that each call time.sleep(0.1), 100 threads, one "
+        "worker process",
+        "tasks/s",
+        "higher",
+    ),
+    "io_rss_1000": ("Worker resident memory, 1,000 async tasks in flight (peak)", "MiB", "lower"),
+    "io_latency_p50": ("Idle pickup latency of an async task, median", "ms", "lower"),
+    "scaleout": ("Scale-out: no-op drain with 1, 2 and 4 worker processes", "tasks/s", "higher"),
 }
-STEPS = ["drain", "enqueue", "latency", "history", "memory", "round_trips", "inproc"]
+STEPS = [
+    "drain",
+    "enqueue",
+    "latency",
+    "history",
+    "memory",
+    "round_trips",
+    "iobound",
+    "scaleout",
+    "inproc",
+]
 JSON_PATH = ROOT / "docs" / "benchmarks.json"
 
 log = logging.getLogger("bench")
@@ -288,7 +327,7 @@ def step_enqueue(
     subjects: list[Subject], ctx: Context, res: Results, args: argparse.Namespace
 ) -> None:
     for subject in subjects:
-        if subject.key.endswith("-fork"):
+        if subject.key.endswith(("-fork", "-default")):
             continue  # the same client as its SimpleWorker twin
         single_n = args.single_n if subject.key not in ("django-tasks-db",) else args.single_n // 2
         runs = []
@@ -373,7 +412,7 @@ def step_memory(
         if drained is None and not subject.ours:
             continue
         if (
-            subject.key == "taskyard-redis"
+            subject.key in ("taskyard-redis", "taskyard-redis-default")
             and drained
             and args.memory_n / drained["median"] > 4 * args.memory_budget
         ):
@@ -449,6 +488,7 @@ def step_round_trips(
             )
             res.add("redis_per_task", subject, [enq + work], note)
             res.add("redis_trips_per_task", subject, [(enq_trips + work_trips) / n], note)
+            res.figures[-1].update(enqueue_trips=enq_trips / n, worker_trips=work_trips / n)
         elif subject.store == "sqlite":
             enq, work = sqlite_statements(subject, ctx, n)
             note = f"enqueue {enq:.2f} + worker {work:.2f} (sqlite3 trace callback); {n:,} tasks"
@@ -604,20 +644,51 @@ def main() -> int:
         help="skip a peer's memory run when it would take longer (s)",
     )
     parser.add_argument("--round-trip-n", type=int, default=1000)
+    parser.add_argument("--io-n", type=int, default=10_000, help="tasks per I/O-bound drain")
+    parser.add_argument(
+        "--io-sweep-n", type=int, default=2_000, help="tasks per run of the concurrency sweep"
+    )
+    parser.add_argument(
+        "--io-budget",
+        type=float,
+        default=60.0,
+        help="an I/O-bound or scale-out run stops after this long (s), counting what finished",
+    )
+    parser.add_argument("--scale-n", type=int, default=20_000, help="tasks per scale-out run")
+    parser.add_argument(
+        "--scale-budget",
+        type=float,
+        default=30.0,
+        help="a scale-out run stops after this long (s), counting what finished",
+    )
     parser.add_argument("--only", default="", help=f"comma-separated steps of {STEPS}")
     parser.add_argument("--subjects", default="", help="comma-separated subject keys")
     parser.add_argument("--peer-python", default="", help="a Python >= 3.12 with Django 6")
+    parser.add_argument(
+        "--aio-python",
+        default=os.environ.get("BENCH_AIO_PYTHON", str(ROOT / ".venv-bench-aio/bin/python")),
+        help="a Python with arq (whose redis-py pin conflicts with rq's); default "
+        ".venv-bench-aio/bin/python",
+    )
     parser.add_argument("--report-only", action="store_true", help="re-render from the JSON")
     parser.add_argument(
         "--merge",
         action="store_true",
-        help="keep figures of the existing JSON that this run does not measure",
+        help="keep figures of the existing JSON that this run does not measure (implied by "
+        "--only and --subjects)",
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="with --only or --subjects: do not merge"
     )
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.n, args.single_n, args.bulk_n = 1, 2000, 300, 5000
         args.latency_samples, args.history_rows, args.memory_n = 20, 100_000, 10_000
         args.round_trip_n, args.memory_budget = 200, 20
+        args.io_n, args.io_sweep_n, args.io_budget, args.scale_n = 2000, 500, 20, 2000
+        args.scale_budget = 15
+    if (args.only or args.subjects) and not args.fresh:
+        args.merge = True
     if args.report_only:
         from bench import report
 
@@ -626,14 +697,20 @@ def main() -> int:
 
     logging.disable(logging.WARNING)
     steps = args.only.split(",") if args.only else STEPS
+    unknown = set(steps) - set(STEPS)
+    if unknown:
+        parser.error(f"unknown steps {sorted(unknown)}; the steps are {STEPS}")
     started = time.monotonic()
     ensure_database()
     tmp = Path(tempfile.mkdtemp(prefix="taskyard-bench-"))
     print(f"taskyard benchmark harness; worker logs in {tmp}/logs", flush=True)
     with private_redis() as redis_url:
-        ctx = Context(pg_url=PG_URL, redis_url=redis_url, tmp=tmp)
+        ctx = Context(pg_url=PG_URL, redis_url=redis_url, tmp=tmp, aio_python=args.aio_python)
         wanted = set(args.subjects.split(",")) if args.subjects else None
         subjects = [cls(ctx) for cls in SUBJECTS if wanted is None or cls.key in wanted]
+        for subject in [s for s in subjects if not s.available()]:
+            print(f"   {subject.key} left out: not installed here (see its module)", flush=True)
+            subjects.remove(subject)
         meta = {
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(),
@@ -657,6 +734,8 @@ def main() -> int:
             "history": step_history,
             "memory": step_memory,
             "round_trips": step_round_trips,
+            "iobound": step_iobound,
+            "scaleout": step_scaleout,
         }
         try:
             for step in steps:

@@ -17,10 +17,34 @@ from bench.harness import ENV, ROOT
 
 
 @dataclass(frozen=True)
+class IoMode:
+    """One way a subject runs the I/O-bound scenario's 100 ms tasks in one worker process.
+
+    ``kind`` is "async" (``await asyncio.sleep``) or "sync" (``time.sleep``); ``sweep`` the
+    concurrencies tried (the fastest is then measured in full); ``argv(concurrency)`` the
+    worker's command line; ``note(concurrency)`` what the table says about it."""
+
+    kind: str
+    suffix: str  # appended to the subject's key ("" or "-greenlet")
+    label: str  # appended to the subject's label
+    sweep: tuple[int, ...]
+    argv: Callable[[int], list[str]]
+    note: Callable[[int], str]
+    #: measured in the "1,000 coroutines in flight" memory run
+    rss: bool = True
+    #: the worker's environment for a concurrency (None: the subject's ``worker_env()``)
+    env: Callable[[int], dict[str, str]] | None = None
+    #: the whole label, instead of the subject's label followed by ``label``
+    title: str = ""
+
+
+@dataclass(frozen=True)
 class Context:
     pg_url: str
     redis_url: str
     tmp: Path
+    #: a Python with arq (whose redis-py pin conflicts with rq's): ``make .venv-bench-aio``
+    aio_python: str = ""
 
     def with_pg(self, url: str) -> Context:
         return replace(self, pg_url=url)
@@ -43,6 +67,10 @@ class Subject:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+
+    def available(self) -> bool:
+        """False when this machine lacks what the subject needs (it is then left out)."""
+        return True
 
     # -- client side --------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -83,6 +111,33 @@ class Subject:
         """(finished no-op tasks, seconds from the first start to the last finish)."""
         raise NotImplementedError
 
+    # -- I/O-bound and scale-out scenarios (optional) ------------------------------------------
+    def io_modes(self) -> list[IoMode]:
+        """The ways this subject runs the I/O-bound scenario (none: it is left out)."""
+        return []
+
+    def io_fill(self, n: int, kind: str, seconds: float) -> None:
+        """Enqueue ``n`` tasks that each wait ``seconds`` (``kind``: "async" or "sync")."""
+        raise NotImplementedError
+
+    #: can run the scale-out scenario (several worker processes on one store)
+    scaleout: ClassVar[bool] = False
+
+    def fill_ids(self, n: int) -> None:
+        """Enqueue ``n`` no-op tasks that call ``recorder.executed(i)`` for i in 0..n-1."""
+        raise NotImplementedError
+
+    def scaleout_argv(self) -> list[str]:
+        """One of the scale-out scenario's worker processes."""
+        return self.worker_argv(burst=False)
+
+    @property
+    def scaleout_label(self) -> str:
+        return self.label
+
+    def scaleout_env(self, ids_dir: Path) -> dict[str, str]:
+        return {**self.worker_env(), "BENCH_RECORDER_IDS": str(ids_dir)}
+
     # -- database queues ----------------------------------------------------------------------
     def prefill_history(self, rows: int) -> None:
         raise NotImplementedError
@@ -107,6 +162,11 @@ class RecordedSubject(Subject):
 
     def worker_env(self) -> dict[str, str]:
         return {**super().worker_env(), "BENCH_RECORDER": str(self.record_file)}
+
+    def clear_records(self) -> None:
+        from bench.peers import recorder
+
+        recorder.clear(self.record_file)
 
     def done_count(self) -> int:
         from bench.peers import recorder
@@ -142,9 +202,11 @@ def bin_path(name: str) -> str:
 class Agent:
     """A helper process running ``bench.peers.agent`` under some environment (JSON lines)."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(
+        self, env: dict[str, str], module: str = "bench.peers.agent", python: str = ""
+    ) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.peers.agent"],
+            [python or sys.executable, "-m", module],
             env={**ENV, **env},
             cwd=ROOT,
             stdin=subprocess.PIPE,

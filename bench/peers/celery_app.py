@@ -4,6 +4,7 @@ the no-op and latency-probe tasks, start/finish times recorded through Celery's 
 from __future__ import annotations
 
 import os
+import time
 
 from celery import Celery
 from celery.signals import task_postrun, task_prerun
@@ -32,6 +33,16 @@ def noop() -> None:
 @app.task(name="bench.stamp")
 def stamp(token: int, port: int) -> None:
     send_stamp(token, port)
+
+
+@app.task(name="bench.sleep_sync")
+def sleep_sync(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+@app.task(name="bench.noop_id")
+def noop_id(token: int) -> None:
+    recorder.executed(token)
 
 
 if recorder.install():

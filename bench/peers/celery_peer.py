@@ -8,7 +8,7 @@ import os
 import time
 from typing import Any
 
-from bench.peers.base import RecordedSubject, bin_path
+from bench.peers.base import IoMode, RecordedSubject, bin_path
 
 #: the fastest of 1, 2 and 4 in a tuning run on this machine ($BENCH_PEER_CONCURRENCY overrides)
 CONCURRENCY = int(os.environ.get("BENCH_PEER_CONCURRENCY", "2"))
@@ -35,7 +35,7 @@ class Celery(RecordedSubject):
         import redis
 
         redis.Redis.from_url(self.ctx.redis_url).flushdb()
-        self.record_file.unlink(missing_ok=True)
+        self.clear_records()
 
     def enqueue_one(self, n: int) -> float:
         delay = self.module().noop.delay
@@ -50,7 +50,33 @@ class Celery(RecordedSubject):
         delay(token, port)
         return before
 
+    def io_fill(self, n: int, kind: str, seconds: float) -> None:
+        assert kind == "sync"
+        delay = self.module().sleep_sync.delay
+        for _ in range(n):
+            delay(seconds)
+
+    def fill_ids(self, n: int) -> None:
+        delay = self.module().noop_id.delay
+        for token in range(n):
+            delay(token)
+
+    def io_modes(self) -> list[IoMode]:
+        return [
+            IoMode(
+                "sync",
+                "",
+                "",
+                (100,),
+                self.argv,
+                lambda c: f"celery worker -P threads -c {c}, Redis result backend",
+            )
+        ]
+
     def worker_argv(self, burst: bool) -> list[str]:
+        return self.argv(CONCURRENCY)
+
+    def argv(self, concurrency: int) -> list[str]:
         return [
             bin_path("celery"),
             "-A",
@@ -59,7 +85,7 @@ class Celery(RecordedSubject):
             "-P",
             "threads",
             "-c",
-            str(CONCURRENCY),
+            str(concurrency),
             "-Q",
             "bench",
             "--without-gossip",

@@ -3,7 +3,9 @@
 import os
 from urllib.parse import urlsplit
 
-_url = urlsplit(os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+_url = urlsplit(
+    os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/taskyard_bench")
+)
 
 SECRET_KEY = "bench-only"
 USE_TZ = True

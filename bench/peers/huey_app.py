@@ -5,6 +5,7 @@ latency-probe tasks, and start/finish times recorded through Huey's signals."""
 from __future__ import annotations
 
 import os
+import time
 
 from huey import PostgresHuey, RedisHuey, SqliteHuey, signals
 
@@ -29,6 +30,16 @@ def noop() -> None:
 @huey.task()
 def stamp(token: int, port: int) -> None:
     send_stamp(token, port)
+
+
+@huey.task()
+def sleep_sync(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+@huey.task()
+def noop_id(token: int) -> None:
+    recorder.executed(token)
 
 
 if recorder.install():

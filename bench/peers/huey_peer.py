@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import time
 from typing import Any, ClassVar
 
-from bench.peers.base import RecordedSubject, bin_path
+from bench.peers.base import IoMode, RecordedSubject, bin_path
 
 #: worker threads per storage: the fastest of 1, 2 and 4 in a tuning run on this machine
 #: ($BENCH_PEER_CONCURRENCY overrides)
@@ -43,7 +44,7 @@ class HueyBase(RecordedSubject):
 
     def reset(self) -> None:
         self.module().huey.flush()
-        self.record_file.unlink(missing_ok=True)
+        self.clear_records()
 
     def enqueue_one(self, n: int) -> float:
         noop = self.module().noop
@@ -59,13 +60,26 @@ class HueyBase(RecordedSubject):
         return before
 
     def worker_argv(self, burst: bool) -> list[str]:
-        return [
-            bin_path("huey_consumer"),
-            "bench.peers.huey_app.huey",
-            "-w",
-            str(workers(self.store)),
-            "-q",
-        ]
+        return self.argv(workers(self.store))
+
+    def argv(self, workers: int, kind: str = "thread") -> list[str]:
+        program = (
+            [sys.executable, "-m", "bench.peers.huey_gevent"]
+            if kind == "greenlet"
+            else [bin_path("huey_consumer")]
+        )
+        return [*program, "bench.peers.huey_app.huey", "-w", str(workers), "-k", kind, "-q"]
+
+    def io_fill(self, n: int, kind: str, seconds: float) -> None:
+        assert kind == "sync"
+        call = self.module().sleep_sync
+        for _ in range(n):
+            call(seconds)
+
+    def fill_ids(self, n: int) -> None:
+        call = self.module().noop_id
+        for token in range(n):
+            call(token)
 
     def worker_env(self) -> dict[str, str]:
         return {
@@ -92,6 +106,30 @@ class RedisHuey(HueyBase):
     key = "huey-redis"
     label = "Huey RedisHuey"
     store = "redis"
+    scaleout = True
+
+    def io_modes(self) -> list[IoMode]:
+        return [
+            IoMode(
+                "sync",
+                "",
+                ", thread workers",
+                (100,),
+                self.argv,
+                lambda c: f"huey_consumer -k thread -w {c}",
+            ),
+            IoMode(
+                "sync",
+                "-greenlet",
+                ", greenlet workers (gevent)",
+                (100,),
+                lambda c: self.argv(c, "greenlet"),
+                lambda c: f"huey_consumer -k greenlet -w {c} (gevent's monkey-patch applied first)",
+            ),
+        ]
+
+    def scaleout_argv(self) -> list[str]:
+        return self.argv(workers(self.store))
 
     def url(self) -> str:
         return self.ctx.redis_url

@@ -3,6 +3,7 @@ tasks as async tasks (Procrastinate's native kind; a sync task would run in a th
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from procrastinate import App, PsycopgConnector
@@ -21,3 +22,8 @@ async def noop() -> None:
 @app.task(name="stamp", queue="bench")
 async def stamp(token: int, port: int) -> None:
     send_stamp(token, port)
+
+
+@app.task(name="sleep_async", queue="bench")
+async def sleep_async(seconds: float) -> None:
+    await asyncio.sleep(seconds)

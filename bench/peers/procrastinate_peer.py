@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from bench.harness import ENV, ROOT, pg, table_exists
-from bench.peers.base import Subject, bin_path
+from bench.peers.base import IoMode, Subject, bin_path
 
 #: the fastest of 1, 2 and 4 in a tuning run on this machine ($BENCH_PEER_CONCURRENCY overrides)
 CONCURRENCY = int(os.environ.get("BENCH_PEER_CONCURRENCY", "4"))
@@ -80,9 +80,27 @@ class Procrastinate(Subject):
         defer(token=token, port=port)
         return before
 
+    def io_fill(self, n: int, kind: str, seconds: float) -> None:
+        assert kind == "async"
+        batch = self.module().sleep_async.batch_defer
+        for start in range(0, n, 5000):
+            batch(*({"seconds": seconds} for _ in range(min(5000, n - start))))
+
+    def io_modes(self) -> list[IoMode]:
+        def note(c: int) -> str:
+            return f"procrastinate worker -c {c}"
+
+        return [
+            IoMode("async", "-c100", ", -c 100", (100,), self.argv, note),
+            IoMode("async", "", ", its best -c", (100, 250, 500, 1000), self.argv, note),
+        ]
+
     def worker_argv(self, burst: bool) -> list[str]:
+        return self.argv(CONCURRENCY, burst)
+
+    def argv(self, concurrency: int, burst: bool = False) -> list[str]:
         argv = [bin_path("procrastinate"), "--app", "bench.peers.procrastinate_app.app"]
-        argv += ["worker", "-q", "bench", "-c", str(CONCURRENCY)]
+        argv += ["worker", "-q", "bench", "-c", str(concurrency)]
         return [*argv, "--one-shot"] if burst else argv
 
     def worker_env(self) -> dict[str, str]:
@@ -92,7 +110,7 @@ class Procrastinate(Subject):
         return int(
             pg(
                 "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded' "
-                "AND task_name = 'noop'"
+                f"AND task_name NOT IN ('stamp', '{HISTORY_TASK}')"
             )[0][0]
         )
 
@@ -102,7 +120,7 @@ class Procrastinate(Subject):
             "max(e.at) FILTER (WHERE e.type = 'succeeded') "
             "- min(e.at) FILTER (WHERE e.type = 'started')) "
             "FROM procrastinate_events e JOIN procrastinate_jobs j ON j.id = e.job_id "
-            "WHERE j.task_name = 'noop'"
+            f"WHERE j.task_name NOT IN ('stamp', '{HISTORY_TASK}')"
         )
         return int(rows[0][0]), float(rows[0][1] or 0)
 

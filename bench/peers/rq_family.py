@@ -8,10 +8,11 @@ import sys
 import time
 from typing import Any, ClassVar
 
-from bench.peers.base import Agent, Subject, bin_path
+from bench.peers.base import Agent, IoMode, Subject, bin_path
 from bench.peers.taskyard_db import TaskyardClient, activate
 
 WORKER_CLASS = {"simple": "rq.SimpleWorker", "forking": "rq.Worker"}
+IO_TITLE = "taskyard Redis, taskyard rqworker (default class)"
 
 
 class RQBase(Subject):
@@ -71,6 +72,86 @@ class TaskyardRedis(TaskyardClient, RQBase):
         argv += ["--worker-class", self.cls]
         return [*argv, "--burst"] if burst else argv
 
+    # The I/O-bound and scale-out scenarios run ``taskyard rqworker`` with its default worker
+    # class, and pass it ``--async-concurrency`` / ``--threads`` where it has them.
+    def _rqworker_flags(self) -> str:
+        if not hasattr(self, "_help"):
+            import subprocess
+
+            from bench.harness import ENV, ROOT
+
+            done = subprocess.run(
+                [sys.executable, "-m", "taskyard", "rqworker", "--help"],
+                capture_output=True,
+                text=True,
+                env=ENV,
+                cwd=ROOT,
+                check=False,
+            )
+            self._help = done.stdout
+        return self._help
+
+    def default_argv(self) -> list[str]:
+        argv = [sys.executable, "-m", "taskyard", "rqworker", "--url", self.ctx.redis_url]
+        return [*argv, "--import", "bench.core_tasks", "--log-level", "WARNING"]
+
+    def io_modes(self) -> list[IoMode]:
+        if self.cls != "default":
+            return []  # measured under taskyard-redis-default
+        flags = self._rqworker_flags()
+        base = self.default_argv()
+        modes = []
+        for kind, flag, sweep in (
+            ("async", "--async-concurrency", (250, 500, 1000)),
+            ("sync", "--threads", (100,)),
+        ):
+            if flag in flags:
+                modes.append(
+                    IoMode(
+                        kind,
+                        "",
+                        ", rqworker (default class)",
+                        sweep,
+                        lambda c, flag=flag: [*base, flag, str(c)],
+                        lambda c, flag=flag: f"taskyard rqworker {flag} {c} (default class)",
+                        title=IO_TITLE,
+                    )
+                )
+            else:
+                modes.append(
+                    IoMode(
+                        kind,
+                        "",
+                        ", rqworker (default class)",
+                        (1,),
+                        lambda c: base,
+                        lambda c, flag=flag: (
+                            "taskyard rqworker, default worker class: it has "
+                            f"no {flag}, one task at a time"
+                        ),
+                        rss=False,
+                        title=IO_TITLE,
+                    )
+                )
+        return modes
+
+    def fill_ids(self, n: int) -> None:
+        from bench.peers.taskyard_db import fill_ids
+
+        self.backend()
+        fill_ids(n)
+
+    @property
+    def scaleout(self) -> bool:  # type: ignore[override]
+        return self.cls == "default"
+
+    def scaleout_argv(self) -> list[str]:
+        return self.default_argv()
+
+    @property
+    def scaleout_label(self) -> str:
+        return IO_TITLE
+
 
 class TaskyardRedisForking(TaskyardRedis):
     key = "taskyard-redis-fork"
@@ -78,6 +159,25 @@ class TaskyardRedisForking(TaskyardRedis):
     cls = "forking"
     drain_n = 300
     worker_note = "taskyard rqworker --worker-class forking"
+
+
+class TaskyardRedisDefault(TaskyardRedis):
+    """``taskyard rqworker`` with no ``--worker-class``: whatever the command's default is (the
+    batching worker of the Redis issue once it lands; rq's forking Worker before that)."""
+
+    key = "taskyard-redis-default"
+    label = IO_TITLE
+    cls = "default"
+    worker_note = "taskyard rqworker (its default worker class)"
+
+    @property
+    def drain_n(self) -> int | None:  # type: ignore[override]
+        # rq's forking Worker (the default before the batching class) forks once per job
+        return 300 if "default forking" in self._rqworker_flags() else None
+
+    def worker_argv(self, burst: bool) -> list[str]:
+        argv = self.default_argv()
+        return [*argv, "--burst"] if burst else argv
 
 
 class PlainRQ(RQBase):

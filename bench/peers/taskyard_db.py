@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from bench.harness import pg
-from bench.peers.base import Subject, stamped_call, timed_calls
+from bench.peers.base import IoMode, Subject, stamped_call, timed_calls
 
 PREFILLED = "bench.prefilled_history"
 # A claim is a started attempt: a worker claims at most one task per free thread, so for
@@ -66,6 +66,29 @@ def enqueue_stamp(token: int, port: int) -> float:
     return stamped_call(stamp.enqueue, token, port)
 
 
+def enqueue_astamp(token: int, port: int) -> float:
+    from bench.core_tasks import astamp
+
+    return stamped_call(astamp.enqueue, token, port)
+
+
+def io_fill(n: int, kind: str, seconds: float, chunk: int = 5000) -> None:
+    import taskyard
+    from bench.core_tasks import sleep_async, sleep_sync
+
+    prepare = (sleep_async if kind == "async" else sleep_sync).prepare
+    for start in range(0, n, chunk):
+        taskyard.enqueue_many(prepare(seconds) for _ in range(min(chunk, n - start)))
+
+
+def fill_ids(n: int, chunk: int = 5000) -> None:
+    import taskyard
+    from bench.core_tasks import noop_id
+
+    for start in range(0, n, chunk):
+        taskyard.enqueue_many(noop_id.prepare(i) for i in range(start, min(n, start + chunk)))
+
+
 class TaskyardClient(Subject):
     """A taskyard subject: enqueues through taskyard's own API on ``backend()``."""
 
@@ -84,6 +107,19 @@ class TaskyardClient(Subject):
         self.backend()
         return enqueue_stamp(token, port)
 
+    def enqueue_astamp(self, token: int, port: int) -> float:
+        """Enqueue one latency probe that is an async task."""
+        self.backend()
+        return enqueue_astamp(token, port)
+
+    def io_fill(self, n: int, kind: str, seconds: float) -> None:
+        self.backend()
+        io_fill(n, kind, seconds)
+
+    def fill_ids(self, n: int) -> None:
+        self.backend()
+        fill_ids(n)
+
 
 class TaskyardPostgres(TaskyardClient):
     key = "taskyard-pg"
@@ -92,6 +128,7 @@ class TaskyardPostgres(TaskyardClient):
     store = "postgresql"
     burst = True
     history = True
+    scaleout = True
     worker_note = f"taskyard worker, {THREADS} threads, batch {BATCH}"
 
     @property
@@ -114,6 +151,29 @@ class TaskyardPostgres(TaskyardClient):
         argv += ["--threads", str(THREADS), "--batch-size", str(BATCH)]
         argv += ["--import", "bench.core_tasks", "--log-level", "WARNING"]
         return [*argv, "--burst"] if burst else argv
+
+    def io_modes(self) -> list[IoMode]:
+        base = [sys.executable, "-m", "taskyard", "worker", "--url", self.url, "--queues", "*"]
+        base += ["--batch-size", str(BATCH), "--import", "bench.core_tasks"]
+        base += ["--log-level", "WARNING"]
+        return [
+            IoMode(
+                "async",
+                "",
+                "",
+                (250, 500, 1000),
+                lambda c: [*base, "--async-concurrency", str(c)],
+                lambda c: f"taskyard worker --async-concurrency {c}",
+            ),
+            IoMode(
+                "sync",
+                "",
+                "",
+                (100,),
+                lambda c: [*base, "--threads", str(c)],
+                lambda c: f"taskyard worker --threads {c}",
+            ),
+        ]
 
     def done_count(self) -> int:
         return int(

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from taskyard.backends.database.backend import DatabaseBackend
 from taskyard.backends.database.connectors import Row
 from taskyard.backends.database.worker_ops import Finished, QueueOps
+from taskyard.command import check_seconds
 from taskyard.exceptions import BackendUnavailable, CorruptTask
 from taskyard.tasks.execution import (
     announce_outcome,
@@ -69,6 +70,13 @@ class WorkerConfig:
     on_stuck: Literal["exec", "exit", "return"] = "return"
     #: async tasks in flight on the worker's event loop at most (0: run them on the threads)
     async_concurrency: int = 500
+
+    def __post_init__(self) -> None:
+        # A non-finite or huge number of seconds overflows the clocks deep inside the worker
+        # (a lease end, a condition wait) and kills its loop: refuse it here, for every caller.
+        check_seconds(self.interval, "interval", strict=False)
+        check_seconds(self.lease, "lease")
+        check_seconds(self.shutdown_timeout, "shutdown_timeout", strict=False)
 
 
 class Worker(Executing, Stopping):

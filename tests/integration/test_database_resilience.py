@@ -280,6 +280,20 @@ def test_a_row_with_unreadable_bookkeeping_is_set_aside(db: DatabaseBackend) -> 
     assert worker.quarantined == 1
 
 
+def test_a_priority_that_is_not_a_number_strands_no_claim(db: DatabaseBackend) -> None:
+    # SQLite keeps text in an INTEGER column: such a row sorts first, the claim committed the
+    # batch as RUNNING and then sorting it in Python raised, so every task of that batch stayed
+    # RUNNING under this worker's (renewed) lease and never ran; a burst worker exited at once.
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL's integer column cannot hold text")
+    bad = tasks.add.enqueue(1, 1)
+    good = [tasks.add.enqueue(i, i) for i in range(4)]
+    set_column(db, bad.id, "priority", "'abc'")
+    burst(db, threads=3, batch_size=10)
+    assert [status_of(r) for r in good] == ["SUCCESSFUL"] * 4
+    assert status_of(bad) in ("SUCCESSFUL", "FAILED")
+
+
 def test_unreadable_errors_of_running_tasks_do_not_block_completions(
     db: DatabaseBackend,
 ) -> None:

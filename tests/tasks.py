@@ -170,6 +170,11 @@ def returns_non_json() -> object:
     return object()
 
 
+@task
+def returns_huge_int(digits: int = 5000) -> int:
+    return 10**digits
+
+
 @task(limit=1)
 def unique_job(name: str) -> str:
     RUN_LOG.append(name)

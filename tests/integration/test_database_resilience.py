@@ -280,6 +280,18 @@ def test_a_row_with_unreadable_bookkeeping_is_set_aside(db: DatabaseBackend) -> 
     assert worker.quarantined == 1
 
 
+def test_a_return_value_too_long_for_json_fails_only_its_task(db: DatabaseBackend) -> None:
+    # A task returning 10**5000 crashed `taskyard worker` with a ValueError traceback while it
+    # recorded the completion batch: that task and the others finished in the same batch
+    # stayed RUNNING (to be run again after the lease, and crash the next worker too).
+    huge = tasks.returns_huge_int.enqueue()
+    others = [tasks.add.enqueue(i, i) for i in range(3)]
+    burst(db, threads=4)
+    assert [status_of(r) for r in others] == ["SUCCESSFUL"] * 3
+    assert status_of(huge) == "FAILED"
+    assert huge.errors[-1].exception_class_path == "taskyard.exceptions.InvalidReturnValue"
+
+
 def test_a_priority_that_is_not_a_number_strands_no_claim(db: DatabaseBackend) -> None:
     # SQLite keeps text in an INTEGER column: such a row sorts first, the claim committed the
     # batch as RUNNING and then sorting it in Python raised, so every task of that batch stayed

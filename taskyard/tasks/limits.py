@@ -61,6 +61,17 @@ def text_problem(value: str) -> str | None:
     return None
 
 
+def storable_text(value: str) -> str:
+    """``value`` with what no store can hold written out as escapes: a NUL character becomes
+    the four characters ``\\x00``, a lone surrogate ``\\ud800``. For text taskyard records
+    itself rather than refuses (tracebacks, exception class paths, progress messages)."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\\x00")
+    if not value.isascii() and _SURROGATE.search(value):
+        value = _SURROGATE.sub(lambda m: m.group().encode("unicode_escape").decode(), value)
+    return value
+
+
 def int_problem(value: int) -> str | None:
     """Why the integer ``value`` cannot be stored as JSON text, or ``None`` when it can."""
     if value.bit_length() <= _INT_BITS_SURELY_OK or abs(value) < 10**MAX_INT_DIGITS:
@@ -99,5 +110,6 @@ __all__ = [
     "int_problem",
     "name_problem",
     "seconds_problem",
+    "storable_text",
     "text_problem",
 ]

@@ -292,6 +292,22 @@ def test_a_return_value_too_long_for_json_fails_only_its_task(db: DatabaseBacken
     assert huge.errors[-1].exception_class_path == "taskyard.exceptions.InvalidReturnValue"
 
 
+def test_an_error_with_a_nul_character_does_not_wedge_completions(db: DatabaseBackend) -> None:
+    # PostgreSQL refused the batch holding a traceback with "\x00": the worker retried it
+    # forever and no task finished in or after that batch was ever recorded.
+    bad = tasks.raises_unstorable_text.enqueue("nul")
+    surrogate = tasks.raises_unstorable_text.enqueue("surrogate")
+    others = [tasks.add.enqueue(i, i) for i in range(3)]
+    worker = Worker(db, WorkerConfig(queues=None, threads=5, burst=True, handle_signals=False))
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "the worker kept retrying its completion batch"
+    assert [status_of(r) for r in others] == ["SUCCESSFUL"] * 3
+    assert (status_of(bad), status_of(surrogate)) == ("FAILED", "FAILED")
+    assert "\\x00" in bad.errors[-1].traceback and bad.progress is not None
+
+
 def test_a_priority_that_is_not_a_number_strands_no_claim(db: DatabaseBackend) -> None:
     # SQLite keeps text in an INTEGER column: such a row sorts first, the claim committed the
     # batch as RUNNING and then sorting it in Python raised, so every task of that batch stayed

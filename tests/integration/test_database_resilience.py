@@ -308,6 +308,31 @@ def test_an_error_with_a_nul_character_does_not_wedge_completions(db: DatabaseBa
     assert "\\x00" in bad.errors[-1].traceback and bad.progress is not None
 
 
+def test_an_outcome_the_database_refuses_fails_its_own_task_only(db: DatabaseBackend) -> None:
+    # Whatever else a database may refuse in one outcome (data no check foresaw) must not
+    # wedge the batch: it used to be retried whole, forever, and no later completion was
+    # recorded. The refusal is simulated: the database rejects this task's successful outcome.
+    bad = tasks.add.enqueue(100, 1)
+    others = [tasks.add.enqueue(i, i) for i in range(4)]
+    worker = Worker(db, WorkerConfig(queues=None, threads=5, burst=True, handle_signals=False))
+    real_complete = worker.ops.complete
+
+    def refusing(worker_id: str, finished: Any) -> set[str]:
+        if any(f.result.id == bad.id and f.outcome.status is S.SUCCESSFUL for f in finished):
+            raise taskyard.exceptions.CorruptTask("the database refused a task's data")
+        return real_complete(worker_id, finished)
+
+    worker.ops.complete = refusing  # type: ignore[method-assign]
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "the worker kept retrying its completion batch"
+    assert [status_of(r) for r in others] == ["SUCCESSFUL"] * 4
+    assert status_of(bad) == "FAILED"
+    assert bad.errors[-1].exception_class_path == "taskyard.exceptions.CorruptTask"
+    assert "could not be stored" in bad.errors[-1].traceback
+
+
 def test_a_priority_that_is_not_a_number_strands_no_claim(db: DatabaseBackend) -> None:
     # SQLite keeps text in an INTEGER column: such a row sorts first, the claim committed the
     # batch as RUNNING and then sorting it in Python raised, so every task of that batch stayed

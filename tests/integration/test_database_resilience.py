@@ -522,3 +522,44 @@ def test_a_child_in_process_mode_claims_no_more_than_it_can_start(
     finally:
         worker.signal(signal.SIGTERM)
         worker.wait(30)
+
+
+def test_liveness_allows_a_loop_waiting_out_the_database_bounds(db: DatabaseBackend) -> None:
+    # A turn of the loop may wait out two bounded round trips (a frozen database); liveness
+    # used to turn 503 after 10 s — less than one PostgreSQL round trip's bound (12 s) — so an
+    # orchestrator restarted healthy workers during every database freeze.
+    worker = Worker(db, WorkerConfig(queues=None, handle_signals=False))
+    health = WorkerHealth(worker)
+    worker.loop_seen = time.monotonic() - 20
+    assert health.is_alive()
+    worker.loop_seen = time.monotonic() - 120
+    assert not health.is_alive()
+
+
+@pytest.mark.slow
+def test_a_frozen_postgresql_leaves_the_worker_alive_and_not_ready(
+    private_pg: PrivatePostgres,
+) -> None:
+    db = configure_pg(private_pg.url)
+    worker = Worker(db, WorkerConfig(queues=None, lease=3, interval=0.2, handle_signals=False))
+    health = WorkerHealth(worker)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: worker.state == "running", what="the worker")
+        private_pg.freeze()
+        alive, ready = [], []
+        deadline = time.monotonic() + 16
+        while time.monotonic() < deadline:
+            alive.append(health.is_alive())
+            ready.append(health.readiness()[0])
+            time.sleep(0.5)
+        private_pg.thaw()
+        assert all(alive), "liveness turned 503 while the loop waited on a frozen database"
+        assert not ready[-1]
+        wait_for(lambda: health.readiness()[0], timeout=30, what="readiness after the thaw")
+        assert status_of(tasks.add.enqueue(1, 1)) in ("READY", "RUNNING", "SUCCESSFUL")
+    finally:
+        private_pg.thaw()
+        worker.stop()
+        thread.join(30)

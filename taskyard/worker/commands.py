@@ -18,6 +18,7 @@ from taskyard.command import (
     Command,
     CommandError,
     not_negative_int,
+    port_number,
     positive_float,
     positive_int,
 )
@@ -128,7 +129,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--health-port",
-        type=int,
+        type=port_number,
         default=None,
         help="serve /health/liveness, /health/readiness, /processor/monitoring, "
         "/metrics on this port",

@@ -163,6 +163,18 @@ def test_a_worker_with_an_infinite_lease_stops_at_once_with_one_line(tmp_path: P
     assert "argument --lease" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("value", ["99999", "-1", "http"])
+def test_a_health_port_out_of_range_is_a_usage_error(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--health-port 99999` ended in an OverflowError traceback from socketserver (exit 1)
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["worker", "--health-port", value])
+    assert exited.value.code == 2
+    assert "argument --health-port" in capsys.readouterr().err
+    assert build_parser().parse_args(["worker", "--health-port", "0"]).health_port == 0
+
+
 def test_worker_config_refuses_seconds_that_overflow() -> None:
     from taskyard.worker.worker import WorkerConfig
 

@@ -221,6 +221,10 @@ def worker_config(
         queues = None
     else:
         queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+        if not queues:  # `--queues ''` served no queue at all, silently, forever
+            raise CommandError(
+                f"--queues {args.queues!r} names no queue: give a,b or * for every queue"
+            )
     return WorkerConfig(
         queues=queues,
         threads=int(values["threads"]),

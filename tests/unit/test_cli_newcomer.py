@@ -175,6 +175,15 @@ def test_a_health_port_out_of_range_is_a_usage_error(
     assert build_parser().parse_args(["worker", "--health-port", "0"]).health_port == 0
 
 
+@pytest.mark.parametrize("value", ["", ",", " , "])
+def test_queues_naming_no_queue_are_refused(value: str, tmp_path: Path) -> None:
+    # `--queues ''` started a worker serving no queue at all, idle forever
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    done = taskyard("worker", "--url", url, "--create", "--burst", "--queues", value, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "names no queue" in one_line_error(done)
+
+
 def test_worker_config_refuses_seconds_that_overflow() -> None:
     from taskyard.worker.worker import WorkerConfig
 

@@ -184,6 +184,18 @@ def test_queues_naming_no_queue_are_refused(value: str, tmp_path: Path) -> None:
     assert "names no queue" in one_line_error(done)
 
 
+def test_ctrl_c_while_the_commands_load_is_no_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ctrl-C right after `taskyard worker` was typed (while the command modules import)
+    # printed a 25-line KeyboardInterrupt traceback
+    import taskyard.cli
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(taskyard.cli, "_load_commands", interrupted)
+    assert main(["status"]) == 130
+
+
 def test_worker_config_refuses_seconds_that_overflow() -> None:
     from taskyard.worker.worker import WorkerConfig
 

@@ -290,7 +290,10 @@ def main(
     ``configured=True`` runs with the configuration already in place (Django's settings).
     """
     put_cwd_first()
-    parser = build_parser(prog)
+    try:
+        parser = build_parser(prog)  # imports every command's module: Ctrl-C may land here
+    except KeyboardInterrupt:
+        return 130
     args = parser.parse_args(argv)
     command: Command = args._command
     try:

@@ -5,6 +5,7 @@ types the commands share."""
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -44,20 +45,54 @@ class CommandError(Exception):
 # -- argparse types ---------------------------------------------------------------------------
 
 
+#: The largest number of seconds a duration option accepts (a year): beyond it, waits and
+#: lease times overflow the platform's clocks (``inf`` or ``1e300`` used to crash a worker).
+MAX_SECONDS = 365 * 86400.0
+#: The longest age accepted by ``prune`` (``--older-than``, ``--min-age-days``): 100 years;
+#: "now" minus more overflows the date.
+MAX_DURATION_DAYS = 36500
+
+
+def check_seconds(value: float, what: str, minimum: float = 0.0, strict: bool = True) -> float:
+    """``value`` if it is a finite number of seconds above ``minimum`` (or equal to it, when
+    not ``strict``) and at most ``MAX_SECONDS``; ``ValueError`` naming ``what`` otherwise."""
+    low_ok = value > minimum if strict else value >= minimum
+    if not math.isfinite(value) or not low_ok or value > MAX_SECONDS:
+        bound = ">" if strict else ">="
+        raise ValueError(
+            f"{what} must be a finite number of seconds {bound} {minimum:g} and at most "
+            f"{MAX_SECONDS:g} (a year), got {value!r}"
+        )
+    return value
+
+
 def _number_type(
-    parse: Callable[[str], _N], noun: str, bound: _N, *, strict: bool
+    parse: Callable[[str], _N],
+    noun: str,
+    bound: _N,
+    *,
+    strict: bool,
+    maximum: _N | None = None,
+    maximum_noun: str = "",
 ) -> Callable[[str], _N]:
     """An argparse type: ``parse(text)``, refused unless above ``bound`` (or at it, unless
-    ``strict``), with a message naming what is accepted."""
+    ``strict``) and finite (at most ``maximum`` if given), with a message naming what is
+    accepted."""
 
     def convert(text: str) -> _N:
         try:
             value = parse(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
         if value < bound or (strict and value == bound):
             raise argparse.ArgumentTypeError(
                 f"must be {'>' if strict else '>='} {bound:g}, got {value:g}"
+            )
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(
+                f"must be at most {maximum:g}{maximum_noun}, got {value:g}"
             )
         return value
 
@@ -67,7 +102,20 @@ def _number_type(
 
 positive_int = _number_type(int, "a whole number", 1, strict=False)
 """argparse type: a whole number >= 1."""
-positive_float = _number_type(float, "a number", 0.0, strict=True)
-"""argparse type: a number of seconds > 0."""
+positive_float = _number_type(
+    float, "a number", 0.0, strict=True, maximum=MAX_SECONDS, maximum_noun=" (a year)"
+)
+"""argparse type: a finite number of seconds > 0, at most ``MAX_SECONDS``."""
 not_negative_int = _number_type(int, "a whole number", 0, strict=False)
 """argparse type: a whole number >= 0."""
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 0..65535 (0: any free port)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0..65535, got {value}")
+    return value

@@ -170,6 +170,11 @@ def returns_non_json() -> object:
     return object()
 
 
+@task
+def returns_huge_int(digits: int = 5000) -> int:
+    return 10**digits
+
+
 @task(limit=1)
 def unique_job(name: str) -> str:
     RUN_LOG.append(name)
@@ -272,3 +277,12 @@ def raises_worker_interrupted() -> None:
     from taskyard.exceptions import WorkerInterrupted
 
     raise WorkerInterrupted("shutdown")
+
+
+@task(takes_context=True)
+def raises_unstorable_text(context: TaskContext, text: str) -> None:
+    """Reports progress and fails with text no store can hold (built here: arguments cannot
+    carry it): ``nul`` or ``surrogate``."""
+    bad = {"nul": "\x00", "surrogate": "\ud800"}[text]
+    context.set_progress(1, 2, f"at {bad} here")
+    raise ValueError(f"bad {bad} input")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Protocol
 
+from taskyard.tasks.limits import storable_text
 from taskyard.tasks.results import Progress
 
 if TYPE_CHECKING:
@@ -69,6 +70,8 @@ class TaskContext:
                 raise TypeError(f"set_progress: {name} must be a finite number, got {value!r}")
         if message is not None and not isinstance(message, str):
             raise TypeError(f"set_progress: message must be a string, got {message!r}")
+        if message is not None:
+            message = storable_text(message)  # a NUL or lone surrogate is shown escaped
         progress = Progress(current, total, message)
         self.task_result._progress = progress
         self._control.set_progress(self.task_result, progress)

@@ -41,6 +41,7 @@ from taskyard.tasks.hooks import (
     awrapped_run,
     wrapped_run,
 )
+from taskyard.tasks.limits import storable_text
 from taskyard.tasks.results import TaskError, TaskResultStatus
 from taskyard.tasks.serialization import normalize_return_value
 from taskyard.tasks.task import run_coroutine
@@ -89,9 +90,12 @@ def backoff_delay(task: Task[Any, Any], attempt: int) -> float:
 
 def error_from_exception(exc: BaseException) -> TaskError:
     kind = type(exc)
+    # An exception's message is whatever the task put in it (bytes decoded with NUL
+    # characters, a lone surrogate from surrogateescape): recorded with those escaped, since
+    # PostgreSQL refuses them and one unstorable error failed every completion of its batch.
     return TaskError(
-        exception_class_path=f"{kind.__module__}.{kind.__qualname__}",
-        traceback="".join(traceback.format_exception(exc)),
+        exception_class_path=storable_text(f"{kind.__module__}.{kind.__qualname__}"),
+        traceback=storable_text("".join(traceback.format_exception(exc))),
     )
 
 

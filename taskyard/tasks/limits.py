@@ -13,7 +13,10 @@ non-finite seconds):
 * seconds (``timeout``, ``retry_backoff``, ``retry_backoff_max``): finite, at most
   ``MAX_SECONDS`` (one year); ``timeout`` also > 0;
 * ``retries`` at most ``MAX_RETRIES``, ``limit`` at most ``MAX_LIMIT``;
-* arguments and return values nested at most ``MAX_NESTING`` (100) lists/dicts deep.
+* arguments and return values nested at most ``MAX_NESTING`` (100) lists/dicts deep;
+* integers in arguments and return values at most ``MAX_INT_DIGITS`` (4000) digits: Python
+  refuses to turn longer ones into JSON text (``sys.int_info.default_max_str_digits``, 4300),
+  which used to crash a worker recording such a return value.
 
 ``docs/tasks.md`` lists the same limits.
 """
@@ -37,6 +40,10 @@ MAX_LIMIT = 1_000_000
 MAX_NESTING = 100
 """Deepest nesting of lists and dicts in arguments and return values."""
 
+MAX_INT_DIGITS = 4000
+"""Most decimal digits of an integer in arguments and return values."""
+_INT_BITS_SURELY_OK = 13_000  # 2**13000 has 3914 digits: no need to count below this
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -52,6 +59,24 @@ def text_problem(value: str) -> str | None:
                 "text and cannot be stored"
             )
     return None
+
+
+def storable_text(value: str) -> str:
+    """``value`` with what no store can hold written out as escapes: a NUL character becomes
+    the four characters ``\\x00``, a lone surrogate ``\\ud800``. For text taskyard records
+    itself rather than refuses (tracebacks, exception class paths, progress messages)."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\\x00")
+    if not value.isascii() and _SURROGATE.search(value):
+        value = _SURROGATE.sub(lambda m: m.group().encode("unicode_escape").decode(), value)
+    return value
+
+
+def int_problem(value: int) -> str | None:
+    """Why the integer ``value`` cannot be stored as JSON text, or ``None`` when it can."""
+    if value.bit_length() <= _INT_BITS_SURELY_OK or abs(value) < 10**MAX_INT_DIGITS:
+        return None
+    return f"is an integer of more than {MAX_INT_DIGITS} digits, the limit"
 
 
 def name_problem(value: str, limit: int = MAX_NAME_LENGTH) -> str | None:
@@ -76,12 +101,15 @@ def seconds_problem(value: Any, *, allow_zero: bool) -> str | None:
 
 __all__ = [
     "MAX_ID_LENGTH",
+    "MAX_INT_DIGITS",
     "MAX_LIMIT",
     "MAX_NAME_LENGTH",
     "MAX_NESTING",
     "MAX_RETRIES",
     "MAX_SECONDS",
+    "int_problem",
     "name_problem",
     "seconds_problem",
+    "storable_text",
     "text_problem",
 ]

@@ -15,9 +15,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from taskyard.exceptions import InvalidReturnValue, InvalidTaskArguments
-from taskyard.tasks.limits import MAX_NESTING, text_problem
+from taskyard.tasks.limits import _INT_BITS_SURELY_OK, MAX_NESTING, int_problem, text_problem
 
-_SCALARS = (int, bool, type(None))
+_SCALARS = (bool, type(None))
+
+
+def _plain(value: Any) -> bool:
+    """``value`` is JSON as it is: ``None``, a ``bool`` or an ``int`` of a storable size."""
+    kind = type(value)
+    return kind in _SCALARS or (kind is int and value.bit_length() <= _INT_BITS_SURELY_OK)
 
 
 def _text(value: str, where: str) -> str:
@@ -32,6 +38,11 @@ def _normalize(value: Any, where: str, depth: int = 0) -> Any:
     if kind is str:
         return _text(value, where)
     if kind in _SCALARS:
+        return value
+    if kind is int:
+        problem = int_problem(value)
+        if problem is not None:
+            raise InvalidTaskArguments(f"{where} {problem}")
         return value
     if kind is float:
         if math.isfinite(value):
@@ -59,7 +70,7 @@ def _normalize(value: Any, where: str, depth: int = 0) -> Any:
     # Subclasses of the JSON types (IntEnum, OrderedDict, named tuples) are accepted as
     # their base type; other types are refused.
     if isinstance(value, int):
-        return int(value)
+        return _normalize(int(value), where, depth)
     if isinstance(value, str):
         return _text(str(value), where)
     if isinstance(value, float):
@@ -84,7 +95,7 @@ def normalize_arguments(
     """
     try:
         out_args = [
-            a if type(a) in _SCALARS else _normalize(a, f"argument {i}: args[{i}]")
+            a if _plain(a) else _normalize(a, f"argument {i}: args[{i}]")
             for i, a in enumerate(args)
         ]
         out_kwargs = {}
@@ -93,7 +104,7 @@ def normalize_arguments(
                 _text(key, f"keyword argument {key!r}: its name")
             out_kwargs[key] = (
                 value
-                if type(value) in _SCALARS
+                if _plain(value)
                 else _normalize(value, f"keyword argument {key!r}: kwargs[{key!r}]")
             )
     except InvalidTaskArguments as exc:
@@ -103,7 +114,7 @@ def normalize_arguments(
 
 def normalize_return_value(value: Any, task_name: str) -> Any:
     """Normalise a task's return value; raise ``InvalidReturnValue`` if it is not JSON."""
-    if type(value) in _SCALARS:
+    if _plain(value):
         return value
     try:
         return _normalize(value, "the return value")

@@ -18,6 +18,7 @@ from taskyard.command import (
     Command,
     CommandError,
     not_negative_int,
+    port_number,
     positive_float,
     positive_int,
 )
@@ -128,7 +129,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--health-port",
-        type=int,
+        type=port_number,
         default=None,
         help="serve /health/liveness, /health/readiness, /processor/monitoring, "
         "/metrics on this port",
@@ -220,6 +221,10 @@ def worker_config(
         queues = None
     else:
         queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+        if not queues:  # `--queues ''` served no queue at all, silently, forever
+            raise CommandError(
+                f"--queues {args.queues!r} names no queue: give a,b or * for every queue"
+            )
     return WorkerConfig(
         queues=queues,
         threads=int(values["threads"]),

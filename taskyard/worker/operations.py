@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from taskyard.backends.database.connectors import Connector, dumps
 from taskyard.backends.database.worker_ops import QueueOps
+from taskyard.command import MAX_DURATION_DAYS
 from taskyard.exceptions import TaskyardError
 from taskyard.worker.probes import live_workers
 
@@ -41,7 +42,11 @@ def parse_duration(text: str) -> timedelta:
             f"{text!r} has no unit: give {DURATION_FORMS} (for example {match.group(1)}d for "
             f"{match.group(1)} days)"
         )
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
+    seconds = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if seconds > MAX_DURATION_DAYS * 86400:
+        # "now - 99999999999d" overflows datetime: refuse it with the range, not a traceback
+        raise DurationError(f"{text!r} is too long: at most {MAX_DURATION_DAYS}d (100 years)")
+    return timedelta(seconds=seconds)
 
 
 def _age(seconds: float | None) -> str:

@@ -128,6 +128,26 @@ def loop_metrics(runner: AsyncRunner | None) -> Metrics:
     }
 
 
+def loop_stale_after(worker: Worker) -> float:
+    """Seconds after which a worker loop that has not come round is deemed dead (liveness).
+
+    One turn of the loop records finished attempts and claims: two database round trips, each
+    bounded by the backend (PostgreSQL: a reconnection within ``CONNECT_TIMEOUT`` and a
+    statement within ``STATEMENT_TIMEOUT`` + 2 s; SQLite: ``BUSY_TIMEOUT``). A loop waiting
+    out those bounds — a frozen or unreachable database — is alive, and restarting it would
+    not help: readiness reports the database instead.
+    """
+    options = worker.backend.options
+    if worker.ops.c.dialect == "postgresql":
+        one = float(options.get("CONNECT_TIMEOUT") or 5) + float(
+            options.get("STATEMENT_TIMEOUT") or 10.0
+        )
+        one += 2.0
+    else:
+        one = float(options.get("BUSY_TIMEOUT") or 10.0)
+    return max(10.0, worker.config.interval * 10, 2 * one + 5.0)
+
+
 class WorkerHealth:
     """``HealthSource`` for a running ``Worker``."""
 
@@ -140,7 +160,7 @@ class WorkerHealth:
     def is_alive(self) -> bool:
         if not self.worker.can_execute():
             return False  # it cannot run tasks any more: let the supervisor restart it
-        stale_after = max(10.0, self.worker.config.interval * 10)
+        stale_after = loop_stale_after(self.worker)
         return time.monotonic() - self.worker.loop_seen < stale_after or self.worker.stopping
 
     def readiness(self) -> tuple[bool, str]:

@@ -30,12 +30,15 @@ from typing import Any, Literal
 from taskyard.backends.database.backend import DatabaseBackend
 from taskyard.backends.database.connectors import Row
 from taskyard.backends.database.worker_ops import Finished, QueueOps
+from taskyard.command import check_seconds
 from taskyard.exceptions import BackendUnavailable, CorruptTask
 from taskyard.tasks.execution import (
+    Outcome,
     announce_outcome,
+    fail_without_running,
 )
 from taskyard.tasks.loop import AsyncRunner
-from taskyard.tasks.results import TaskResult
+from taskyard.tasks.results import TaskResult, TaskResultStatus
 from taskyard.worker.executing import Executing
 from taskyard.worker.maintenance import Maintenance
 from taskyard.worker.stopping import Running, Stopping
@@ -69,6 +72,13 @@ class WorkerConfig:
     on_stuck: Literal["exec", "exit", "return"] = "return"
     #: async tasks in flight on the worker's event loop at most (0: run them on the threads)
     async_concurrency: int = 500
+
+    def __post_init__(self) -> None:
+        # A non-finite or huge number of seconds overflows the clocks deep inside the worker
+        # (a lease end, a condition wait) and kills its loop: refuse it here, for every caller.
+        check_seconds(self.interval, "interval", strict=False)
+        check_seconds(self.lease, "lease")
+        check_seconds(self.shutdown_timeout, "shutdown_timeout", strict=False)
 
 
 class Worker(Executing, Stopping):
@@ -325,6 +335,48 @@ class Worker(Executing, Stopping):
             self._cond.wait(timeout)
             self._hint = False
 
+    def _complete_apart(self, batch: list[Finished]) -> set[str]:
+        """Record ``batch`` one outcome at a time. An outcome the database refuses on its own
+        (its data cannot be stored: a return value, progress or error text it rejects) is
+        replaced, in ``batch``, by a FAILED one whose error says so. Raises
+        ``BackendUnavailable``, or ``CorruptTask`` when even that is refused (the stored row
+        itself is unreadable: then the rows are set aside and the batch retried)."""
+        written: set[str] = set()
+        for index, item in enumerate(batch):
+            try:
+                written |= self.ops.complete(self.worker_id, [item])
+                continue
+            except CorruptTask as exc:
+                refused = exc
+            if self.set_aside_corrupt():  # the stored row was unreadable; it is repaired now
+                try:
+                    written |= self.ops.complete(self.worker_id, [item])
+                    continue
+                except CorruptTask as exc:
+                    refused = exc
+            result = item.result
+            kept = (result._return_value, result._progress, result._status, result._finished_at)
+            errors = len(result._errors)
+            error = CorruptTask(
+                f"the outcome of this attempt ({item.outcome.status.value}) could not be "
+                f"stored: {refused}"
+            )
+            result._return_value = None
+            result._progress = None
+            fail_without_running(result, error)
+            replacement = Finished(result, Outcome(TaskResultStatus.FAILED, exception=error))
+            try:
+                written |= self.ops.complete(self.worker_id, [replacement])
+            except BaseException:
+                # not recorded after all: the batch is retried as it was
+                (result._return_value, result._progress, result._status) = kept[:3]
+                result._finished_at = kept[3]
+                del result._errors[errors:]
+                raise
+            logger.error("task %s: %s; recorded as FAILED", result.id, error)
+            batch[index] = replacement
+        return written
+
     def _listen(self) -> None:
         """Turn database notifications into wake-ups of the loop."""
         try:
@@ -343,7 +395,13 @@ class Worker(Executing, Stopping):
                 return
             batch, self._finished = self._finished, []
         try:
-            written = self.ops.complete(self.worker_id, batch)
+            try:
+                written = self.ops.complete(self.worker_id, batch)
+            except CorruptTask as exc:
+                # The database refused data of this batch: record its outcomes one by one, so
+                # an outcome it cannot hold fails its own task only, never the whole batch.
+                logger.warning("recording %d finished task(s) failed (%s)", len(batch), exc)
+                written = self._complete_apart(batch)
             self.db_ok_at = time.monotonic()
         except (BackendUnavailable, CorruptTask) as exc:
             logger.warning("recording %d finished task(s) failed (%s); will retry", len(batch), exc)

@@ -353,6 +353,34 @@ def test_non_json_return_value_fails_the_task(harness: Harness) -> None:
     assert "pass str" not in result.errors[-1].traceback
 
 
+def test_an_integer_too_long_for_json_is_refused_everywhere(harness: Harness) -> None:
+    # Python refuses to write an int of more than 4300 digits as JSON text: as an argument it
+    # raised a raw ValueError at enqueue; as a return value it crashed the Database worker
+    # while recording the batch (every task finished in that batch stayed RUNNING).
+    with pytest.raises(InvalidTaskArguments, match="more than 4000 digits"):
+        tasks.add.enqueue(10**5000, 1)
+    with pytest.raises(InvalidTaskArguments, match="more than 4000 digits"):
+        tasks.echo.enqueue(n={"x": [10**5000]})
+    assert harness.wait(tasks.echo.enqueue(10**3999)).status is S.SUCCESSFUL
+    result = harness.wait(tasks.returns_huge_int.enqueue())
+    assert result.status is S.FAILED
+    assert result.errors[-1].exception_class_path == "taskyard.exceptions.InvalidReturnValue"
+    assert "more than 4000 digits" in result.errors[-1].traceback
+
+
+@pytest.mark.parametrize("kind", ["nul", "surrogate"])
+def test_an_error_or_progress_with_unstorable_text_is_recorded_escaped(
+    harness: Harness, kind: str
+) -> None:
+    # An exception message with a NUL character (bytes decoded from a file) made PostgreSQL
+    # refuse the Database worker's completion batch: that task and every task finished with it
+    # stayed RUNNING while the worker retried the batch forever.
+    escaped = {"nul": "\\x00", "surrogate": "\\ud800"}[kind]
+    result = harness.wait(tasks.raises_unstorable_text.enqueue(kind))
+    assert result.status is S.FAILED
+    assert result.errors[-1].message == f"ValueError: bad {escaped} input"
+
+
 def test_enqueue_many(harness: Harness) -> None:
     results = taskyard.enqueue_many(tasks.add.prepare(i, i) for i in range(5))
     assert [r.args for r in results] == [[i, i] for i in range(5)]

@@ -40,7 +40,7 @@ def test_interval_zero_is_accepted() -> None:
     result = tasks.django_add.enqueue(1, 2)
     call_command("db_worker", "--batch", "--interval", "0", verbosity=0)
     assert Task.objects.get(id=result.id).status == "SUCCESSFUL"
-    for bad in ("-1", "nan", "inf"):
+    for bad in ("-1", "nan", "inf", "1e300"):
         with pytest.raises(CommandError, match="interval"):
             call_command("db_worker", "--batch", "--interval", bad)
 
@@ -76,6 +76,8 @@ def test_prune_argument_errors_are_argparse_errors() -> None:
         call_command("prune_db_task_results", "--backend", "nope")
     with pytest.raises(CommandError, match="argument --min-age-days"):
         call_command("prune_db_task_results", "--min-age-days", "-1")
+    with pytest.raises(CommandError, match="argument --min-age-days"):  # overflowed the date
+        call_command("prune_db_task_results", "--min-age-days", "99999999")
 
 
 def test_prune_queue_names_and_star() -> None:

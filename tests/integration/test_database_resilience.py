@@ -280,6 +280,73 @@ def test_a_row_with_unreadable_bookkeeping_is_set_aside(db: DatabaseBackend) -> 
     assert worker.quarantined == 1
 
 
+def test_a_return_value_too_long_for_json_fails_only_its_task(db: DatabaseBackend) -> None:
+    # A task returning 10**5000 crashed `taskyard worker` with a ValueError traceback while it
+    # recorded the completion batch: that task and the others finished in the same batch
+    # stayed RUNNING (to be run again after the lease, and crash the next worker too).
+    huge = tasks.returns_huge_int.enqueue()
+    others = [tasks.add.enqueue(i, i) for i in range(3)]
+    burst(db, threads=4)
+    assert [status_of(r) for r in others] == ["SUCCESSFUL"] * 3
+    assert status_of(huge) == "FAILED"
+    assert huge.errors[-1].exception_class_path == "taskyard.exceptions.InvalidReturnValue"
+
+
+def test_an_error_with_a_nul_character_does_not_wedge_completions(db: DatabaseBackend) -> None:
+    # PostgreSQL refused the batch holding a traceback with "\x00": the worker retried it
+    # forever and no task finished in or after that batch was ever recorded.
+    bad = tasks.raises_unstorable_text.enqueue("nul")
+    surrogate = tasks.raises_unstorable_text.enqueue("surrogate")
+    others = [tasks.add.enqueue(i, i) for i in range(3)]
+    worker = Worker(db, WorkerConfig(queues=None, threads=5, burst=True, handle_signals=False))
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "the worker kept retrying its completion batch"
+    assert [status_of(r) for r in others] == ["SUCCESSFUL"] * 3
+    assert (status_of(bad), status_of(surrogate)) == ("FAILED", "FAILED")
+    assert "\\x00" in bad.errors[-1].traceback and bad.progress is not None
+
+
+def test_an_outcome_the_database_refuses_fails_its_own_task_only(db: DatabaseBackend) -> None:
+    # Whatever else a database may refuse in one outcome (data no check foresaw) must not
+    # wedge the batch: it used to be retried whole, forever, and no later completion was
+    # recorded. The refusal is simulated: the database rejects this task's successful outcome.
+    bad = tasks.add.enqueue(100, 1)
+    others = [tasks.add.enqueue(i, i) for i in range(4)]
+    worker = Worker(db, WorkerConfig(queues=None, threads=5, burst=True, handle_signals=False))
+    real_complete = worker.ops.complete
+
+    def refusing(worker_id: str, finished: Any) -> set[str]:
+        if any(f.result.id == bad.id and f.outcome.status is S.SUCCESSFUL for f in finished):
+            raise taskyard.exceptions.CorruptTask("the database refused a task's data")
+        return real_complete(worker_id, finished)
+
+    worker.ops.complete = refusing  # type: ignore[method-assign]
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "the worker kept retrying its completion batch"
+    assert [status_of(r) for r in others] == ["SUCCESSFUL"] * 4
+    assert status_of(bad) == "FAILED"
+    assert bad.errors[-1].exception_class_path == "taskyard.exceptions.CorruptTask"
+    assert "could not be stored" in bad.errors[-1].traceback
+
+
+def test_a_priority_that_is_not_a_number_strands_no_claim(db: DatabaseBackend) -> None:
+    # SQLite keeps text in an INTEGER column: such a row sorts first, the claim committed the
+    # batch as RUNNING and then sorting it in Python raised, so every task of that batch stayed
+    # RUNNING under this worker's (renewed) lease and never ran; a burst worker exited at once.
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL's integer column cannot hold text")
+    bad = tasks.add.enqueue(1, 1)
+    good = [tasks.add.enqueue(i, i) for i in range(4)]
+    set_column(db, bad.id, "priority", "'abc'")
+    burst(db, threads=3, batch_size=10)
+    assert [status_of(r) for r in good] == ["SUCCESSFUL"] * 4
+    assert status_of(bad) in ("SUCCESSFUL", "FAILED")
+
+
 def test_unreadable_errors_of_running_tasks_do_not_block_completions(
     db: DatabaseBackend,
 ) -> None:
@@ -455,3 +522,44 @@ def test_a_child_in_process_mode_claims_no_more_than_it_can_start(
     finally:
         worker.signal(signal.SIGTERM)
         worker.wait(30)
+
+
+def test_liveness_allows_a_loop_waiting_out_the_database_bounds(db: DatabaseBackend) -> None:
+    # A turn of the loop may wait out two bounded round trips (a frozen database); liveness
+    # used to turn 503 after 10 s — less than one PostgreSQL round trip's bound (12 s) — so an
+    # orchestrator restarted healthy workers during every database freeze.
+    worker = Worker(db, WorkerConfig(queues=None, handle_signals=False))
+    health = WorkerHealth(worker)
+    worker.loop_seen = time.monotonic() - 20
+    assert health.is_alive()
+    worker.loop_seen = time.monotonic() - 120
+    assert not health.is_alive()
+
+
+@pytest.mark.slow
+def test_a_frozen_postgresql_leaves_the_worker_alive_and_not_ready(
+    private_pg: PrivatePostgres,
+) -> None:
+    db = configure_pg(private_pg.url)
+    worker = Worker(db, WorkerConfig(queues=None, lease=3, interval=0.2, handle_signals=False))
+    health = WorkerHealth(worker)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: worker.state == "running", what="the worker")
+        private_pg.freeze()
+        alive, ready = [], []
+        deadline = time.monotonic() + 16
+        while time.monotonic() < deadline:
+            alive.append(health.is_alive())
+            ready.append(health.readiness()[0])
+            time.sleep(0.5)
+        private_pg.thaw()
+        assert all(alive), "liveness turned 503 while the loop waited on a frozen database"
+        assert not ready[-1]
+        wait_for(lambda: health.readiness()[0], timeout=30, what="readiness after the thaw")
+        assert status_of(tasks.add.enqueue(1, 1)) in ("READY", "RUNNING", "SUCCESSFUL")
+    finally:
+        private_pg.thaw()
+        worker.stop()
+        thread.join(30)

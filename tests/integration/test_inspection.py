@@ -97,6 +97,31 @@ def test_show_and_list_on_the_database_backend(
     assert "on w-1" in out  # the attempt's worker
 
 
+def test_one_unreadable_value_does_not_break_show_list_or_get_result(
+    db: DatabaseBackend, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A SQLite row edited by hand (text in a timestamp or an INTEGER column) made
+    # `taskyard list` fail for the whole queue with a ValueError traceback, and `show` and
+    # get_result() of that task too.
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL's typed columns cannot hold such values")
+    good = tasks.add.enqueue(1, 2)
+    bad = tasks.add.enqueue(3, 4)
+    db.connector.connection().execute(
+        "UPDATE taskyard_task SET enqueued_at = 'garbage', priority = 'abc', "
+        "max_attempts = 'x' WHERE id = :id",
+        {"id": bad.id},
+    )
+    rows = json.loads(run(capsys, "list", "--url", db_url, "--json"))
+    assert {r["id"] for r in rows} == {good.id, bad.id}
+    shown = json.loads(run(capsys, "show", bad.id, "--url", db_url, "--json"))
+    assert set(shown["details"]["unreadable"]) == {"enqueued_at", "priority", "max_attempts"}
+    assert "unreadable" in run(capsys, "show", bad.id, "--url", db_url)
+    result = tasks.add.get_result(bad.id)
+    assert result.enqueued_at is None
+    assert any("enqueued_at cannot be read" in e.traceback for e in result.errors)
+
+
 @pytest.mark.parametrize("server", ["fake", "real"])
 def test_show_and_list_on_the_redis_backend(
     server: str, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest

@@ -131,6 +131,81 @@ def test_prune_refuses_a_duration_without_a_unit(
     assert "invalid parse_duration value" not in err
 
 
+@pytest.mark.parametrize("value", ["99999999999d", "36501d", "1e400d"])
+def test_prune_refuses_a_duration_too_long_for_a_date(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "now - 99999999999d" used to end in an OverflowError traceback
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["prune", "--older-than", value])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "argument --older-than" in err
+
+
+@pytest.mark.parametrize("flag", ["--lease", "--interval", "--shutdown-timeout"])
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf", "1e300"])
+def test_worker_seconds_must_be_finite_and_bounded(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --lease inf crashed the worker's loop with OverflowError and left it hanging; --interval
+    # 1e300 crashed it when idle; --shutdown-timeout nan was accepted
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["worker", flag, value])
+    assert exited.value.code == 2
+    assert f"argument {flag}" in capsys.readouterr().err
+
+
+def test_a_worker_with_an_infinite_lease_stops_at_once_with_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    done = taskyard("worker", "--url", url, "--create", "--burst", "--lease", "inf", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "argument --lease" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("value", ["99999", "-1", "http"])
+def test_a_health_port_out_of_range_is_a_usage_error(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--health-port 99999` ended in an OverflowError traceback from socketserver (exit 1)
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["worker", "--health-port", value])
+    assert exited.value.code == 2
+    assert "argument --health-port" in capsys.readouterr().err
+    assert build_parser().parse_args(["worker", "--health-port", "0"]).health_port == 0
+
+
+@pytest.mark.parametrize("value", ["", ",", " , "])
+def test_queues_naming_no_queue_are_refused(value: str, tmp_path: Path) -> None:
+    # `--queues ''` started a worker serving no queue at all, idle forever
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    done = taskyard("worker", "--url", url, "--create", "--burst", "--queues", value, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "names no queue" in one_line_error(done)
+
+
+def test_ctrl_c_while_the_commands_load_is_no_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ctrl-C right after `taskyard worker` was typed (while the command modules import)
+    # printed a 25-line KeyboardInterrupt traceback
+    import taskyard.cli
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(taskyard.cli, "_load_commands", interrupted)
+    assert main(["status"]) == 130
+
+
+def test_worker_config_refuses_seconds_that_overflow() -> None:
+    from taskyard.worker.worker import WorkerConfig
+
+    for field in ("lease", "interval", "shutdown_timeout"):
+        for bad in (float("inf"), float("nan"), 1e300):
+            with pytest.raises(ValueError, match=field):
+                WorkerConfig(**{field: bad})  # type: ignore[arg-type]
+    WorkerConfig(interval=0, lease=0.5, shutdown_timeout=0)
+
+
 # -- 6. flag > environment > default -----------------------------------------------------------
 
 

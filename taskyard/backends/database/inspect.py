@@ -52,17 +52,36 @@ class DatabaseReader:
     def _record(self, row: Row, dependents: list[Dependent]) -> TaskRecord:
         c = self.c
         status = row["status"]
+        # One unreadable value (a row edited by hand or by another program) is shown empty and
+        # named under "unreadable"; it never makes `show` or `list` fail for the whole queue.
+        unreadable: dict[str, str] = {}
+
+        def time_of(column: str) -> Any:
+            try:
+                return c.parse_time(row[column])
+            except (ValueError, TypeError, OverflowError):
+                unreadable[column] = repr(row[column])[:200]
+                return None
+
+        def int_of(column: str, default: int) -> int:
+            value = row[column]
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            unreadable[column] = repr(value)[:200]
+            return default
+
         errors = [
             TaskError.from_json(e)
             for e in self._json(row, "errors", [])
             if isinstance(e, dict) and "exception_class_path" in e and "traceback" in e
         ]
-        started = c.parse_time(row["started_at"])
-        last = c.parse_time(row["last_attempted_at"])
-        finished = c.parse_time(row["finished_at"])
+        started = time_of("started_at")
+        last = time_of("last_attempted_at")
+        finished = time_of("finished_at")
+        worker_ids = self._json(row, "worker_ids", [])
         attempts, other = attempts_from(
             status=status,
-            worker_ids=[str(w) for w in self._json(row, "worker_ids", [])],
+            worker_ids=[str(w) for w in worker_ids] if isinstance(worker_ids, list) else [],
             errors=errors,
             started_at=started,
             last_attempted_at=last,
@@ -70,7 +89,7 @@ class DatabaseReader:
         )
         details: dict[str, Any] = {}
         if status == "RUNNING":
-            details["lease_expires_at"] = _iso(c.parse_time(row["lease_expires_at"]))
+            details["lease_expires_at"] = _iso(time_of("lease_expires_at"))
             details["running_on"] = row["worker_id"]
         if row["limit_key"] is not None:
             details["limit_key"] = row["limit_key"]
@@ -80,26 +99,27 @@ class DatabaseReader:
         options = self._json(row, "options", None)
         if options:
             details["options"] = options
-        return TaskRecord(
+        progress = self._json(row, "progress", None)
+        record = TaskRecord(
             id=str(row["id"]),
             status=status,
             task_path=row["task_path"],
             queue_name=row["queue_name"],
-            priority=int(row["priority"]),
+            priority=int_of("priority", 0),
             backend=row["backend"],
             store=c.describe(),
-            enqueued_at=c.parse_time(row["enqueued_at"]),
+            enqueued_at=time_of("enqueued_at"),
             enqueued_by=row["enqueued_by"],
             args=self._json(row, "args", []),
             kwargs=self._json(row, "kwargs", {}),
-            run_after=c.parse_time(row["run_after"]),
+            run_after=time_of("run_after"),
             started_at=started,
             last_attempted_at=last,
             finished_at=finished,
             attempts=attempts,
-            max_attempts=int(row["max_attempts"]),
+            max_attempts=int_of("max_attempts", 0),
             other_errors=other,
-            progress=Progress.from_json(self._json(row, "progress", None)),
+            progress=Progress.from_json(progress if isinstance(progress, dict) else None),
             return_value=self._json(row, "return_value", None),
             has_return_value=status == "SUCCESSFUL",
             depends_on=_text(row["depends_on"]),
@@ -108,6 +128,9 @@ class DatabaseReader:
             cancel_requested=bool(row["cancel_requested"]),
             details=details,
         )
+        if unreadable:
+            details["unreadable"] = unreadable
+        return record
 
 
 def _text(value: Any) -> str | None:

@@ -16,6 +16,8 @@ from taskyard.tasks.results import Progress, TaskError, TaskResult, TaskResultSt
 from taskyard.tasks.task import Task
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from taskyard.backends.base import Backend
     from taskyard.backends.database.connectors import Connector, Row
 
@@ -128,6 +130,20 @@ class _Reader:
         )
         return default
 
+    def time(self, column: str) -> datetime | None:
+        """A timestamp column; one that cannot be read is shown as None and noted."""
+        raw = self.row[column]
+        try:
+            return self.connector.parse_time(raw)
+        except (ValueError, TypeError, OverflowError):
+            self.notes.append(
+                TaskError(
+                    exception_class_path=_CORRUPT,
+                    traceback=f"{_CORRUPT}: stored {column} cannot be read: {str(raw)[:200]!r}",
+                )
+            )
+            return None
+
     def errors(self) -> list[TaskError]:
         out = []
         for item in self.json("errors", list, []):
@@ -155,7 +171,6 @@ def result_from_row(
     unreadable columns are shown empty, with an error saying so."""
     if task is None:
         task = _task_for_reader(row, connector)
-    parse_time = connector.parse_time
     read = _Reader(row, connector)
     try:
         args, kwargs = connector.parse_json(row["args"]), connector.parse_json(row["kwargs"])
@@ -182,10 +197,10 @@ def result_from_row(
         args=args,
         kwargs=kwargs,
         backend=row["backend"],
-        enqueued_at=parse_time(row["enqueued_at"]),
-        started_at=parse_time(row["started_at"]),
-        finished_at=parse_time(row["finished_at"]),
-        last_attempted_at=parse_time(row["last_attempted_at"]),
+        enqueued_at=read.time("enqueued_at"),
+        started_at=read.time("started_at"),
+        finished_at=read.time("finished_at"),
+        last_attempted_at=read.time("last_attempted_at"),
         errors=errors + read.notes,
         worker_ids=worker_ids,
         return_value=return_value,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from taskyard.backends.database.connectors import Row, dumps
@@ -29,6 +29,23 @@ class Finished:
 
     result: TaskResult[Any]
     outcome: Outcome
+
+
+def _claim_order(row: Row) -> tuple[int, str, str]:
+    """Sort key for claimed rows: higher priority first, then the oldest, then the id; total
+    (never raises) whatever a corrupt row holds: a priority that is not a whole number counts
+    as 0."""
+    priority = row["priority"]
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        priority = 0
+    available_at = row["available_at"]
+    if isinstance(available_at, datetime):  # PostgreSQL: fixed-width UTC text orders as time
+        if available_at.tzinfo is not None:
+            available_at = available_at.astimezone(UTC)
+        at = available_at.strftime("%Y-%m-%d %H:%M:%S.%f")
+    else:  # SQLite: the stored text, ordered as the claim statement orders it
+        at = str(available_at)
+    return -priority, at, str(row["id"])
 
 
 class QueueOps:
@@ -74,8 +91,11 @@ class QueueOps:
         }
         with c.write():
             rows = c.run("claim", params)
+        # The claim is committed: from here nothing may raise, or these rows stay RUNNING under
+        # this worker's lease (renewed while it lives) and never run. SQLite keeps whatever a
+        # column is given (text in `priority`), so the order is computed from what can be read.
         if len(rows) > 1:
-            rows.sort(key=lambda r: (-r["priority"], r["available_at"], str(r["id"])))
+            rows.sort(key=_claim_order)
         return rows
 
     def complete(self, worker_id: str, finished: Sequence[Finished]) -> set[str]:

@@ -8,6 +8,8 @@ import logging
 import math
 from typing import Any
 
+from taskyard.command import MAX_SECONDS
+
 logger = logging.getLogger("taskyard.contrib.django")
 
 #: The column holding worker ids (``taskyard_task.worker_id``, ``taskyard_worker``) is this long.
@@ -69,6 +71,8 @@ def interval(value: str) -> float:
         raise argparse.ArgumentTypeError("Must be a finite floating point value")
     if number < 0:
         raise argparse.ArgumentTypeError("Must be zero or greater")
+    if number > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"Must be at most {MAX_SECONDS:g} seconds (a year)")
     return number
 
 

@@ -79,11 +79,15 @@ class Command(BaseCommand):
         if reload and namespace.burst:
             _base.logger.warning("--reload and --batch cannot be given together: not reloading")
             reload = False
+        from taskyard.command import CommandError as TaskyardCommandError
+
         try:
             if _base.drain_in_place(namespace):
                 return
         except argparse.ArgumentTypeError as exc:
             raise CommandError(str(exc)) from exc
+        except TaskyardCommandError as exc:
+            raise CommandError(str(exc), returncode=exc.code) from None
         if reload:
             if options["processes"]:
                 raise CommandError("--reload cannot be used with --processes")

@@ -9,11 +9,15 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from taskyard.command import MAX_DURATION_DAYS
+
 
 def _positive(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    if value > MAX_DURATION_DAYS:  # older than that overflows the date: nothing to prune
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_DURATION_DAYS}, got {value}")
     return value
 
 

@@ -110,12 +110,5 @@ not_negative_int = _number_type(int, "a whole number", 0, strict=False)
 """argparse type: a whole number >= 0."""
 
 
-def port_number(text: str) -> int:
-    """argparse type: a TCP port, 0..65535 (0: any free port)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0..65535, got {value}")
-    return value
+port_number = _number_type(int, "a port number", 0, strict=False, maximum=65535)
+"""argparse type: a TCP port, 0..65535 (0: any free port)."""

@@ -174,6 +174,7 @@ class Worker(Executing, Stopping):
             self.config.lease,
         )
         self._recover_previous_run()
+        self._sweep_corrupt()
         if self.config.async_concurrency > 0:
             self.runner = AsyncRunner().start()
         self._listener = threading.Thread(target=self._listen, name="taskyard-listen", daemon=True)
@@ -295,6 +296,14 @@ class Worker(Executing, Stopping):
                 "task %s: stored data cannot be read; set aside (now %s)", row["id"], row["status"]
             )
         return len(rows)
+
+    def _sweep_corrupt(self) -> None:
+        """At start, set aside pending rows no statement would fail on but no claim can take
+        (a kind that is neither sync nor async): otherwise they would wait for ever."""
+        try:
+            self.set_aside_corrupt()
+        except (BackendUnavailable, CorruptTask) as exc:
+            logger.warning("could not look for unreadable tasks at start (%s)", exc)
 
     def _quarantine(self, exc: Exception) -> None:
         """A statement failed on a task's unreadable data: set such tasks aside, carry on."""

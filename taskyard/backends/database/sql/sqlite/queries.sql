@@ -202,7 +202,8 @@ WITH shapes AS (
         CASE WHEN qualifiers IS NULL THEN 'null' WHEN json_valid(qualifiers)
              THEN json_type(qualifiers) END AS qualifiers,
         CASE WHEN progress IS NULL THEN 'null' WHEN json_valid(progress)
-             THEN json_type(progress) END AS progress
+             THEN json_type(progress) END AS progress,
+        is_async IN (0, 1) AS kind_ok
     FROM taskyard_task WHERE status IN ('READY', 'RUNNING')
 ), bad AS (
     SELECT id, rtrim(
@@ -214,12 +215,14 @@ WITH shapes AS (
         || CASE WHEN qualifiers NOT IN ('object', 'null') OR qualifiers IS NULL
                 THEN 'qualifiers, ' ELSE '' END
         || CASE WHEN progress NOT IN ('object', 'null') OR progress IS NULL
-                THEN 'progress, ' ELSE '' END, ', ') AS columns
+                THEN 'progress, ' ELSE '' END
+        || CASE WHEN kind_ok IS NOT 1 THEN 'is_async, ' ELSE '' END, ', ') AS columns
     FROM shapes
     WHERE worker_ids IS NOT 'array' OR errors IS NOT 'array' OR args IS NOT 'array'
        OR kwargs IS NOT 'object' OR options IS NULL OR options NOT IN ('object', 'null')
        OR qualifiers IS NULL OR qualifiers NOT IN ('object', 'null')
        OR progress IS NULL OR progress NOT IN ('object', 'null')
+       OR kind_ok IS NOT 1
     LIMIT 1000
 )
 UPDATE taskyard_task SET

@@ -1,0 +1,301 @@
+"""The batching worker's claim: up to N due jobs per round trip (``lua/batch_claim.lua``), each
+started in rq's view and begun as a taskyard attempt in the same script, then checked against
+taskyard's policy here before anything is imported or run.
+
+The script begins only jobs that carry taskyard's fields and no rq callbacks. Python then
+decides the rest with the same code as rq's worker classes: ``policy.refusal`` (a job that is
+not a taskyard task, an instance call, webhooks, repeats, dependencies on plain rq jobs),
+``quarantine`` for data that cannot be read, ``settle`` for a job that cannot run now (an
+interrupted earlier attempt, a job already finished). What is left is a list of ``Claimed``
+attempts ready to run.
+
+An idle worker waits with ``BLMOVE q q LEFT LEFT`` on its first queue: Redis wakes it the moment
+a job is pushed, and the job stays where it is (the list is rotated onto itself), so a plain rq
+worker on the same queue, or a claim racing with this one, never loses it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from taskyard.backends.redis.keys import LEASES_KEY, RUN_JOB, as_str, split_level_queue
+from taskyard.backends.redis.policy import JobRefused, refusal
+from taskyard.backends.redis.quarantine import CorruptJob, describe, quarantine
+from taskyard.backends.redis.record import apply_record, load_record, task_from_options
+from taskyard.backends.redis.scripts import script
+from taskyard.backends.redis.settle import finalize, interrupt, refuse
+from taskyard.exceptions import InvalidTask, TaskCancelled
+from taskyard.tasks import registry
+from taskyard.tasks.execution import Outcome, fail_without_running, record_failure
+from taskyard.tasks.results import TaskResult, TaskResultStatus
+from taskyard.tasks.task import Task
+
+logger = logging.getLogger("taskyard.backends.redis")
+
+S = TaskResultStatus
+EXECUTION_TTL = 120
+"""Seconds an rq execution hash lives without a heartbeat (the worker renews it every second)."""
+
+
+@dataclass(slots=True)
+class Claimed:
+    """One attempt the claim began: what runs, and what its outcome is recorded against."""
+
+    job_id: str
+    origin: str
+    exec_id: str
+    started: float
+    attempt: int
+    task: Task[Any, Any]
+    result: TaskResult[Any]
+    result_ttl: int
+    failure_ttl: int
+    #: an outcome decided without running (refused, cancelled before it started, deferred)
+    decided: Outcome | None = None
+    #: hand it back uncounted, due at this epoch second (0: now; -1: now, at the front)
+    undo_due: int | None = None
+    fields: dict[bytes, bytes] = field(default_factory=dict)
+
+    @property
+    def is_async(self) -> bool:
+        return self.task.is_async
+
+
+def rq_now() -> str:
+    """Now in rq's date format (``utcformat``)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Claimer:
+    """Claims jobs for one batching worker (see the module docstring)."""
+
+    def __init__(self, client: Any, worker_name: str, lease: float, sender: type) -> None:
+        self.client = client
+        self.worker_name = worker_name
+        self.lease = lease
+        self.sender = sender
+        from rq.defaults import RQ_KEY_PREFIX
+
+        self.prefix = RQ_KEY_PREFIX
+        self.quarantined = 0
+        self.refused = 0
+
+    # -- waiting ----------------------------------------------------------------------------
+
+    def wait(self, queue_keys: list[str], timeout: float) -> bool:
+        """Block until a job is waiting on the first queue key (or ``timeout`` passes); the
+        job is left in place. True when one arrived."""
+        anchor = _anchor(queue_keys)
+        reply = self.client.blmove(anchor, anchor, max(timeout, 0.01), "LEFT", "LEFT")
+        return reply is not None
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    def claim(self, queue_keys: list[str], most: int) -> list[Claimed]:
+        """Up to ``most`` attempts, begun and ready to run (one round trip on the usual path)."""
+        if most <= 0 or not queue_keys:
+            return []
+        now = time.time()
+        exec_prefix = uuid.uuid4().hex[:24]
+        reply = script(self.client, "batch_claim")(
+            keys=queue_keys,
+            args=[
+                most,
+                self.worker_name,
+                rq_now(),
+                repr(now),
+                repr(now + self.lease),
+                datetime.now(UTC).isoformat(),
+                exec_prefix,
+                EXECUTION_TTL,
+                self.prefix,
+                LEASES_KEY,
+            ],
+        )
+        out: list[Claimed] = []
+        for entry in reply or ():
+            job_id, origin, exec_id, code = (as_str(v) or "" for v in entry[:4])
+            attempt, record, status = as_str(entry[4]) or "0", as_str(entry[5]) or "", entry[6]
+            flat = entry[7]
+            fields = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+            try:
+                claimed = self._open(
+                    job_id, origin, exec_id, code, attempt, record, as_str(status), fields, now
+                )
+            except CorruptJob as exc:
+                quarantine(self.client, job_id, str(exc))
+                self.quarantined += 1
+                continue
+            except Exception as exc:  # never let one job stop the claim
+                logger.exception("job %s: could not be opened", job_id)
+                quarantine(self.client, job_id, f"job {job_id}: {describe(exc)}")
+                self.quarantined += 1
+                continue
+            if claimed is not None:
+                out.append(claimed)
+        return out
+
+    def _open(
+        self,
+        job_id: str,
+        origin: str,
+        exec_id: str,
+        code: str,
+        attempt: str,
+        record: str,
+        status: str | None,
+        fields: dict[bytes, bytes],
+        now: float,
+    ) -> Claimed | None:
+        if code == "-3":
+            raise CorruptJob(f"job {job_id}: {record}")
+        if code == "-1":  # taskyard finished it; rq's view catches up, nothing runs
+            finalize(self.client, job_id)
+            return None
+        if code == "3":  # the previous attempt was interrupted: handed back (or failed)
+            interrupt(self.client, job_id, int(attempt), "its worker stopped before recording")
+            return None
+        try:
+            call = json.loads(_decompress(fields.get(b"data", b"")))
+            func_name, instance, args, _kwargs = call
+        except (ValueError, TypeError, zlib.error) as exc:
+            raise CorruptJob(f"job {job_id}: stored data cannot be read ({describe(exc)})") from exc
+        why = self._refusal(job_id, fields, func_name, instance)
+        if code == "x":
+            if why is None:
+                why = "has no taskyard fields (not enqueued by taskyard): run it with rq's worker"
+            refuse(self.client, job_id, JobRefused(f"job {job_id} {why}"))
+            self.refused += 1
+            logger.warning("job %s refused: %s", job_id, why)
+            return None
+        if not isinstance(args, list) or len(args) != 4:
+            raise CorruptJob(f"job {job_id}: its arguments are not taskyard's")
+        module_path, task_args, task_kwargs, options = args
+        options = options if isinstance(options, dict) else {}
+        claimed = self._result(job_id, origin, exec_id, attempt, record, fields, now)
+        result = claimed.result
+        path = module_path if isinstance(module_path, str) else repr(module_path)
+        claimed.task = result._task = registry.placeholder(path)
+        result.backend = str(options.get("backend", "default"))
+        result._args = task_args if isinstance(task_args, list) else []
+        result._kwargs = task_kwargs if isinstance(task_kwargs, dict) else {}
+        try:
+            if why is not None:
+                self.refused += 1
+                raise JobRefused(f"job {job_id} {why}")
+            if not isinstance(module_path, str):
+                raise InvalidTask(f"job data names {module_path!r}, not a task path")
+            if not isinstance(task_args, list) or not isinstance(task_kwargs, dict):
+                raise InvalidTask(f"job {job_id}: arguments are not a JSON list and object")
+            task = task_from_options(
+                module_path, {k: v for k, v in options.items() if k[:1] != "_"}
+            )
+        except (InvalidTask, ValueError, TypeError) as exc:
+            fail_without_running(result, exc)
+            claimed.decided = Outcome(S.FAILED, exception=exc)
+            return claimed
+        claimed.task = result._task = task
+        result.backend = task.backend
+        if code == "2":
+            claimed.decided = record_failure(
+                task, result, TaskCancelled("cancelled before it started"), cancel_requested=True
+            )
+        elif task.run_after is not None and task.run_after.timestamp() > time.time():
+            claimed.undo_due = math.ceil(task.run_after.timestamp())  # released early
+        return claimed
+
+    def _refusal(
+        self, job_id: str, fields: dict[bytes, bytes], func_name: Any, instance: Any
+    ) -> str | None:
+        """``policy.refusal`` — called only when the job carries anything beyond a plain
+        taskyard call (the usual job is decided without building rq's ``Job``)."""
+        unusual = (
+            func_name != RUN_JOB
+            or instance is not None
+            or any(fields.get(k) for k in (b"webhooks", b"repeats_left", b"dependency_ids"))
+            or any(
+                fields.get(k)
+                for k in (
+                    b"success_callback_name",
+                    b"failure_callback_name",
+                    b"stopped_callback_name",
+                )
+            )
+        )
+        if not unusual:
+            return None
+        from rq.job import Job
+
+        from taskyard.backends.redis.serializer import JSONSerializer
+
+        job = Job(job_id, connection=self.client, serializer=JSONSerializer)
+        job.restore(fields)
+        return refusal(job, self.client, False)
+
+    def _result(
+        self,
+        job_id: str,
+        origin: str,
+        exec_id: str,
+        attempt: str,
+        record: str,
+        fields: dict[bytes, bytes],
+        now: float,
+    ) -> Claimed:
+        try:
+            loaded = load_record(record)
+        except ValueError as exc:
+            raise CorruptJob(f"job {job_id}: the record cannot be read ({exc})") from exc
+        placeholder = registry.placeholder("?")
+        result: TaskResult[Any] = TaskResult(
+            task=placeholder, id=job_id, status=S.RUNNING, args=[], kwargs={}, backend="default"
+        )
+        try:
+            apply_record(result, loaded)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise CorruptJob(f"job {job_id}: the record cannot be read ({exc})") from exc
+        return Claimed(
+            job_id=job_id,
+            origin=origin,
+            exec_id=exec_id,
+            started=now,
+            attempt=int(attempt),
+            task=placeholder,
+            result=result,
+            result_ttl=_int(fields.get(b"result_ttl"), 500),
+            failure_ttl=_int(fields.get(b"failure_ttl"), 31_536_000),
+            fields=fields,
+        )
+
+
+def _decompress(raw: bytes) -> bytes:
+    try:
+        return zlib.decompress(raw)
+    except zlib.error:
+        return raw
+
+
+def _int(raw: bytes | None, default: int) -> int:
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        return default
+
+
+def _anchor(keys: list[str]) -> str:
+    """The queue an idle worker blocks on: the plain (priority 0) level of its first name."""
+    for key in keys:
+        if split_level_queue(key)[1] == 0:
+            return key
+    return keys[0]
+
+
+__all__ = ["EXECUTION_TTL", "Claimed", "Claimer", "rq_now"]

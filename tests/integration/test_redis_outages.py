@@ -39,7 +39,7 @@ def test_redis_restarts_during_a_drain_strand_nothing(
     log = tmp_path / "runs"
     n = 400
     results = [tasks.log_run.enqueue(str(log), str(i), 0.01) for i in range(n)]
-    for index, worker_class in enumerate(["simple", "forking", "simple"]):
+    for index, worker_class in enumerate(["simple", "forking", "simple", "batch"]):
         worker = RQWorkerProcess.rqworker(
             url,
             *("--worker-class", worker_class, "--reap-interval", "0.5"),

@@ -22,7 +22,7 @@ import math
 import time
 import uuid
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +41,8 @@ from taskyard.tasks.task import Task
 logger = logging.getLogger("taskyard.backends.redis")
 
 S = TaskResultStatus
+PER_JOB = 11
+DATA = 7  # the one binary item of each job in the claim's reply
 EXECUTION_TTL = 120
 """Seconds an rq execution hash lives without a heartbeat (the worker renews it every second)."""
 
@@ -62,11 +64,9 @@ class Claimed:
     decided: Outcome | None = None
     #: hand it back uncounted, due at this epoch second (0: now; -1: now, at the front)
     undo_due: int | None = None
-    fields: dict[bytes, bytes] = field(default_factory=dict)
-
-    @property
-    def is_async(self) -> bool:
-        return self.task.is_async
+    is_async: bool = False
+    #: the lease of this attempt (the enqueuer's ``LEASE``, carried in the job's options)
+    lease: float = 10.0
 
 
 def rq_now() -> str:
@@ -121,15 +121,12 @@ class Claimer:
             ],
         )
         out: list[Claimed] = []
-        for entry in reply or ():
-            job_id, origin, exec_id, code = (as_str(v) or "" for v in entry[:4])
-            attempt, record, status = as_str(entry[4]) or "0", as_str(entry[5]) or "", entry[6]
-            flat = entry[7]
-            fields = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+        flat = [as_str(v) if i % PER_JOB != DATA else v for i, v in enumerate(reply or ())]
+        for at in range(0, len(flat), PER_JOB):
+            entry = flat[at : at + PER_JOB]
+            job_id = str(entry[0])
             try:
-                claimed = self._open(
-                    job_id, origin, exec_id, code, attempt, record, as_str(status), fields, now
-                )
+                claimed = self._open(entry, now)
             except CorruptJob as exc:
                 quarantine(self.client, job_id, str(exc))
                 self.quarantined += 1
@@ -143,18 +140,9 @@ class Claimer:
                 out.append(claimed)
         return out
 
-    def _open(
-        self,
-        job_id: str,
-        origin: str,
-        exec_id: str,
-        code: str,
-        attempt: str,
-        record: str,
-        status: str | None,
-        fields: dict[bytes, bytes],
-        now: float,
-    ) -> Claimed | None:
+    def _open(self, entry: list[Any], now: float) -> Claimed | None:
+        job_id, origin, exec_id, code, attempt, record, _status, data = entry[:8]
+        result_ttl, failure_ttl, unusual = entry[8:]
         if code == "-3":
             raise CorruptJob(f"job {job_id}: {record}")
         if code == "-1":  # taskyard finished it; rq's view catches up, nothing runs
@@ -164,29 +152,29 @@ class Claimer:
             interrupt(self.client, job_id, int(attempt), "its worker stopped before recording")
             return None
         try:
-            call = json.loads(_decompress(fields.get(b"data", b"")))
-            func_name, instance, args, _kwargs = call
+            func_name, instance, args, _kwargs = json.loads(_decompress(data or b""))
         except (ValueError, TypeError, zlib.error) as exc:
             raise CorruptJob(f"job {job_id}: stored data cannot be read ({describe(exc)})") from exc
-        why = self._refusal(job_id, fields, func_name, instance)
+        why = None
+        if unusual or func_name != RUN_JOB or instance is not None:
+            why = self._refusal(job_id)
         if code == "x":
-            if why is None:
-                why = "has no taskyard fields (not enqueued by taskyard): run it with rq's worker"
-            refuse(self.client, job_id, JobRefused(f"job {job_id} {why}"))
-            self.refused += 1
-            logger.warning("job %s refused: %s", job_id, why)
-            return None
+            if why is not None:
+                refuse(self.client, job_id, JobRefused(f"job {job_id} {why}"))
+                self.refused += 1
+                logger.warning("job %s refused: %s", job_id, why)
+                return None
+            # a taskyard call written without taskyard's fields (rq's own enqueue): begun here,
+            # by the same script rq-class workers begin it with
+            code, attempt, record = self._begin(job_id, exec_id, now)
+            if code not in ("1", "2"):
+                return self._open([job_id, origin, exec_id, code, attempt, record, *entry[6:]], now)
         if not isinstance(args, list) or len(args) != 4:
             raise CorruptJob(f"job {job_id}: its arguments are not taskyard's")
         module_path, task_args, task_kwargs, options = args
         options = options if isinstance(options, dict) else {}
-        claimed = self._result(job_id, origin, exec_id, attempt, record, fields, now)
-        result = claimed.result
-        path = module_path if isinstance(module_path, str) else repr(module_path)
-        claimed.task = result._task = registry.placeholder(path)
-        result.backend = str(options.get("backend", "default"))
-        result._args = task_args if isinstance(task_args, list) else []
-        result._kwargs = task_kwargs if isinstance(task_kwargs, dict) else {}
+        task: Task[Any, Any] | None = None
+        problem: BaseException | None = None
         try:
             if why is not None:
                 self.refused += 1
@@ -199,12 +187,42 @@ class Claimer:
                 module_path, {k: v for k, v in options.items() if k[:1] != "_"}
             )
         except (InvalidTask, ValueError, TypeError) as exc:
-            fail_without_running(result, exc)
-            claimed.decided = Outcome(S.FAILED, exception=exc)
-            return claimed
-        claimed.task = result._task = task
-        result.backend = task.backend
-        if code == "2":
+            problem = exc
+            path = module_path if isinstance(module_path, str) else repr(module_path)
+            task = registry.placeholder(path)
+        try:
+            loaded = load_record(record)
+        except ValueError as exc:
+            raise CorruptJob(f"job {job_id}: the record cannot be read ({exc})") from exc
+        result: TaskResult[Any] = TaskResult(
+            task=task,
+            id=job_id,
+            status=S.RUNNING,
+            args=task_args if isinstance(task_args, list) else [],
+            kwargs=task_kwargs if isinstance(task_kwargs, dict) else {},
+            backend=task.backend if problem is None else str(options.get("backend", "default")),
+        )
+        try:
+            apply_record(result, loaded)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise CorruptJob(f"job {job_id}: the record cannot be read ({exc})") from exc
+        claimed = Claimed(
+            job_id=job_id,
+            origin=origin,
+            exec_id=exec_id,
+            started=now,
+            attempt=int(attempt),
+            task=task,
+            result=result,
+            result_ttl=_int(result_ttl, 500),
+            failure_ttl=_int(failure_ttl, 31_536_000),
+            is_async=task.is_async,
+            lease=_lease(options.get("_lease"), self.lease),
+        )
+        if problem is not None:
+            fail_without_running(result, problem)
+            claimed.decided = Outcome(S.FAILED, exception=problem)
+        elif code == "2":
             claimed.decided = record_failure(
                 task, result, TaskCancelled("cancelled before it started"), cancel_requested=True
             )
@@ -212,68 +230,34 @@ class Claimer:
             claimed.undo_due = math.ceil(task.run_after.timestamp())  # released early
         return claimed
 
-    def _refusal(
-        self, job_id: str, fields: dict[bytes, bytes], func_name: Any, instance: Any
-    ) -> str | None:
-        """``policy.refusal`` — called only when the job carries anything beyond a plain
-        taskyard call (the usual job is decided without building rq's ``Job``)."""
-        unusual = (
-            func_name != RUN_JOB
-            or instance is not None
-            or any(fields.get(k) for k in (b"webhooks", b"repeats_left", b"dependency_ids"))
-            or any(
-                fields.get(k)
-                for k in (
-                    b"success_callback_name",
-                    b"failure_callback_name",
-                    b"stopped_callback_name",
-                )
-            )
+    def _begin(self, job_id: str, exec_id: str, now: float) -> tuple[str, str, str]:
+        from rq.job import Job
+
+        code, attempt, record, _status = script(self.client, "begin")(
+            keys=[Job.key_for(job_id), LEASES_KEY],
+            args=[
+                "",
+                "",
+                self.worker_name,
+                datetime.now(UTC).isoformat(),
+                repr(now + self.lease),
+                job_id,
+                exec_id,
+                repr(now),
+            ],
         )
-        if not unusual:
-            return None
+        return str(code), as_str(attempt) or "0", as_str(record) or ""
+
+    def _refusal(self, job_id: str) -> str | None:
+        """``policy.refusal``, for a job that carries anything beyond a plain taskyard call
+        (the usual job is decided without building rq's ``Job``)."""
         from rq.job import Job
 
         from taskyard.backends.redis.serializer import JSONSerializer
 
         job = Job(job_id, connection=self.client, serializer=JSONSerializer)
-        job.restore(fields)
+        job.restore(self.client.hgetall(job.key))
         return refusal(job, self.client, False)
-
-    def _result(
-        self,
-        job_id: str,
-        origin: str,
-        exec_id: str,
-        attempt: str,
-        record: str,
-        fields: dict[bytes, bytes],
-        now: float,
-    ) -> Claimed:
-        try:
-            loaded = load_record(record)
-        except ValueError as exc:
-            raise CorruptJob(f"job {job_id}: the record cannot be read ({exc})") from exc
-        placeholder = registry.placeholder("?")
-        result: TaskResult[Any] = TaskResult(
-            task=placeholder, id=job_id, status=S.RUNNING, args=[], kwargs={}, backend="default"
-        )
-        try:
-            apply_record(result, loaded)
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise CorruptJob(f"job {job_id}: the record cannot be read ({exc})") from exc
-        return Claimed(
-            job_id=job_id,
-            origin=origin,
-            exec_id=exec_id,
-            started=now,
-            attempt=int(attempt),
-            task=placeholder,
-            result=result,
-            result_ttl=_int(fields.get(b"result_ttl"), 500),
-            failure_ttl=_int(fields.get(b"failure_ttl"), 31_536_000),
-            fields=fields,
-        )
 
 
 def _decompress(raw: bytes) -> bytes:
@@ -283,11 +267,19 @@ def _decompress(raw: bytes) -> bytes:
         return raw
 
 
-def _int(raw: bytes | None, default: int) -> int:
+def _int(raw: str | None, default: int) -> int:
     try:
         return int(raw) if raw else default
     except ValueError:
         return default
+
+
+def _lease(value: Any, default: float) -> float:
+    try:
+        lease = float(value) if value is not None else default
+    except (TypeError, ValueError):
+        return default
+    return lease if lease > 0 else default
 
 
 def _anchor(keys: list[str]) -> str:

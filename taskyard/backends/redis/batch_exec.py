@@ -64,7 +64,9 @@ class Executor:
         self.record = record
         self.control = LoopControl()  # progress and cancel flags of sync tasks
         self.runner: AsyncRunner | None = None
+        # one lock, two conditions: executor threads wait for work, the claim loop for slots
         self.cond = threading.Condition()
+        self.work = threading.Condition(self.cond._lock)  # type: ignore[attr-defined]
         self.buffer: deque[Claimed] = deque()
         self.running: dict[str, Running] = {}
         self.on_loop = 0
@@ -97,6 +99,17 @@ class Executor:
         with self.cond:
             self.cond.wait(timeout)
 
+    def wait_for_threads(self, free: int, timeout: float) -> None:
+        """Wait until ``free`` threads are free or nothing runs (at most ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                busy = len(self.running) - self.on_loop + len(self.buffer)
+                left = deadline - time.monotonic()
+                if self.threads - busy >= free or busy == 0 or left <= 0:
+                    return
+                self.cond.wait(left)
+
     # -- running ----------------------------------------------------------------------------
 
     def submit(self, items: list[Claimed]) -> None:
@@ -112,7 +125,7 @@ class Executor:
                     starts.append(self._start(self.runner, claimed))
                 else:
                     self.buffer.append(claimed)
-            self.cond.notify_all()
+            self.work.notify(len(self.buffer))
         if starts and self.runner is not None:
             self.runner.submit(starts)
 
@@ -137,7 +150,7 @@ class Executor:
             while True:
                 with self.cond:
                     while not self.buffer and not self._stopped:
-                        self.cond.wait()
+                        self.work.wait()
                     if self._stopped:
                         return
                     claimed = self.buffer.popleft()
@@ -179,7 +192,7 @@ class Executor:
             with self.cond:
                 if self.running.pop(claimed.job_id, None) is not None:
                     self.on_loop -= 1
-                self.cond.notify_all()
+                self.cond.notify()
             return
         if error is not None:
             logger.error("task %s: unexpected error: %r", claimed.job_id, error)
@@ -193,7 +206,7 @@ class Executor:
             entry = self.running.pop(claimed.job_id, None)
             if entry is not None and entry.on_loop:
                 self.on_loop -= 1
-            self.cond.notify_all()
+            self.cond.notify()
             if entry is not None and entry.given_up:
                 logger.warning(
                     "task %s: attempt %d ended (%s) after this worker gave it up; not recorded",
@@ -277,6 +290,7 @@ class Executor:
     def stop(self) -> None:
         with self.cond:
             self._stopped = True
+            self.work.notify_all()
             self.cond.notify_all()
         if self.runner is not None:
             self.runner.stop()

@@ -30,7 +30,7 @@ from taskyard.tasks.results import TaskResultStatus
 logger = logging.getLogger("taskyard.backends.redis")
 
 S = TaskResultStatus
-FIELDS_PER_JOB = 15
+FIRST_BINARY = 7  # ARGV index (1-based) of the first exc_info after the fixed arguments
 MAX_PER_FLUSH = 500
 PERSIST_MAX_DELAY = 5.0
 
@@ -57,8 +57,9 @@ def _encoded(claimed: Claimed, outcome: Outcome | None) -> tuple[str, bytes, int
     return base64.b64encode(packed).decode(), packed, claimed.failure_ttl
 
 
-def finish_args(ended: Ended) -> list[Any]:
-    """The 15 script arguments of one outcome (see ``batch_finish.lua``)."""
+def finish_args(ended: Ended, binaries: list[bytes]) -> list[Any]:
+    """The script's list for one outcome (see ``batch_finish.lua``); rq's ``exc_info`` of a
+    failure is appended to ``binaries`` (the script's arguments after the JSON)."""
     claimed, outcome = ended.claimed, ended.outcome
     result = claimed.result
     if outcome is None:
@@ -72,11 +73,15 @@ def finish_args(ended: Ended) -> list[Any]:
         kind, due = "done", 0
     key = result.task.effective_limit_key if result.is_finished else None
     encoded, exc_info, ttl = _encoded(claimed, outcome)
+    index = 0
+    if exc_info:
+        binaries.append(exc_info)
+        index = FIRST_BINARY + len(binaries) - 1
     return [
         claimed.job_id,
         claimed.origin,
         claimed.exec_id,
-        claimed.attempt,
+        str(claimed.attempt),
         result.status.value,
         dump_record(result),
         progress_meta(result.progress) if result.progress else "",
@@ -84,7 +89,7 @@ def finish_args(ended: Ended) -> list[Any]:
         json.dumps(result._return_value) if result.status is S.SUCCESSFUL else "",
         kind,
         encoded,
-        exc_info,
+        index,
         ttl,
         due,
         repr(claimed.started),
@@ -166,10 +171,10 @@ class Recorder:
             repr(time.time()),
             self.prefix,
             LEASES_KEY,
-            FIELDS_PER_JOB,
         ]
-        for ended in batch:
-            args += finish_args(ended)
+        binaries: list[bytes] = []
+        jobs = [finish_args(ended, binaries) for ended in batch]
+        args += [json.dumps(jobs, separators=(",", ":")), *binaries]
         delay = 0.25
         while True:
             try:
@@ -232,4 +237,4 @@ class Recorder:
         queue.enqueue_dependents(job)
 
 
-__all__ = ["FIELDS_PER_JOB", "Ended", "Recorder", "finish_args"]
+__all__ = ["Ended", "Recorder", "finish_args"]

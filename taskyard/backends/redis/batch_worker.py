@@ -34,6 +34,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from taskyard.backends.redis.batch_claim import EXECUTION_TTL, Claimed, Claimer, rq_now
@@ -55,6 +56,10 @@ MULTI_QUEUE_WAIT = 0.2
 KEEP_EVERY = 1.0
 """Longest pause between lease renewals (shorter for leases under 3 s)."""
 STUCK_HANDBACK_WAIT = 1.0
+"""Seconds other attempts get to finish before a worker with a stuck attempt replaces itself."""
+GATHER = 0.002
+"""Longest pause, under load, to let more slots free up (or more outcomes queue) before a claim
+(or a write): a few milliseconds for several times fewer round trips."""
 """Seconds other attempts get to finish before a worker with a stuck attempt replaces itself."""
 
 
@@ -81,6 +86,7 @@ class BatchWorker:
         logging_level: str | None = "INFO",
         handle_signals: bool = True,
         on_stuck: str = "exec",
+        on_beat: Callable[[], None] | None = None,
     ) -> None:
         from taskyard.backends.redis.serializer import JSONSerializer
         from taskyard.backends.redis.worker import TaskyardSimpleWorker
@@ -98,6 +104,7 @@ class BatchWorker:
         self.logging_level = logging_level
         self.handle_signals = handle_signals
         self.on_stuck = on_stuck
+        self.on_beat = on_beat
         # rq's own worker object does rq's bookkeeping: registration, heartbeat, the priority
         # levels of the queues, rq's scheduler and registry clean-ups (it never takes a job).
         self.rq: Any = TaskyardSimpleWorker(
@@ -108,6 +115,7 @@ class BatchWorker:
         self.executor = Executor(name, sender, threads, async_concurrency, self._ended)
         self.claimed_total = 0
         self._async_seen = False
+        self._gathered = False
         self.state = "starting"
         self.exit_code = 0
         self._signals = 0
@@ -118,6 +126,7 @@ class BatchWorker:
         self._reaper: Any = None
         self._threads: list[threading.Thread] = []
         self._last_maintenance = time.monotonic()
+        self._keep_lock = threading.Lock()
 
     # -- state for health checks ------------------------------------------------------------
 
@@ -160,12 +169,12 @@ class BatchWorker:
             self._threads.append(thread)
         self.state = "idle"
         logger.info(
-            "batch worker %s: %d threads, %d async, batches of %d, on %s",
+            "Listening on %s (batch worker %s: %d threads, %d async, batches of %d)",
+            ", ".join(q.name for q in self.rq.queues),
             self.name,
             self.executor.threads,
             self.executor.async_concurrency,
             self.batch_size,
-            ", ".join(q.name for q in self.rq.queues),
         )
         try:
             self._claim_loop()
@@ -206,6 +215,13 @@ class BatchWorker:
         if room <= 0:
             self.executor.wait_for_slot(0.1)
             return True
+        small = room < min(self.batch_size, self.executor.threads) // 2
+        if small and not self._gathered and self.executor.busy():
+            # a moment for more attempts to end (once): fewer, larger claims under load
+            self._gathered = True
+            self.executor.wait_for_threads(min(self.batch_size, self.executor.threads), GATHER)
+            return True
+        self._gathered = False
         queues = self.rq._ordered_queues  # re-reads the priority levels once a second
         keys = [q.key for q in queues]
         items = self.claimer.claim(keys, room)
@@ -253,6 +269,8 @@ class BatchWorker:
             self.recorder.add(claimed, None)
         self.claimed_total += len(items) - len(overflow)
         self.executor.submit(run)
+        if any(c.lease < self.lease for c in run):
+            self.keep()  # the claim wrote this worker's lease: shorten it to the task's at once
 
     def _ended(self, claimed: Claimed, outcome: Outcome | None) -> None:
         self.recorder.add(claimed, outcome)
@@ -262,6 +280,8 @@ class BatchWorker:
     def _record_loop(self) -> None:
         while not self._finished.is_set():
             if self.recorder.wait_for_work(0.5):
+                if self.recorder.pending() < self.executor.threads and self.executor.busy():
+                    time.sleep(GATHER)
                 try:
                     self.recorder.flush()
                 except Exception:
@@ -269,29 +289,32 @@ class BatchWorker:
                     time.sleep(0.5)
 
     def _keep_loop(self) -> None:
-        every = min(KEEP_EVERY, self.lease / 3)
-        while not self._finished.wait(every):
+        while not self._finished.wait(self._keep_every()):
+            if self.on_beat is not None:
+                self.on_beat()  # the supervising parent watches this (``batch_supervisor``)
             try:
                 self.keep()
             except Exception as exc:
                 logger.warning("lease renewal failed: %s: %s", type(exc).__name__, exc)
 
+    def _keep_every(self) -> float:
+        leases = [e.claimed.lease for e in self.executor.attempts()]
+        return max(0.05, min([KEEP_EVERY, self.lease / 3, *(lease / 3 for lease in leases)]))
+
     def keep(self) -> None:
         """One renewal round trip for every running attempt, plus rq's worker heartbeat."""
+        with self._keep_lock:
+            self._keep()
+
+    def _keep(self) -> None:
         attempts = self.executor.attempts()
         progress = self.executor.progress()
         now = time.time()
-        args: list[Any] = [
-            self.recorder.prefix,
-            LEASES_KEY,
-            repr(now + self.lease),
-            rq_now(),
-            repr(now),
-            EXECUTION_TTL,
-        ]
+        args: list[Any] = [self.recorder.prefix, LEASES_KEY, "", rq_now(), repr(now)]
+        args.append(EXECUTION_TTL)
         for entry in attempts:
             c = entry.claimed
-            args += [c.job_id, c.origin, c.exec_id, progress.get(c.job_id, "")]
+            args += [c.job_id, c.origin, c.exec_id, progress.get(c.job_id, ""), repr(now + c.lease)]
         if attempts:
             flags = script(self.client, "batch_renew")(keys=[], args=args)
             cancelled = [

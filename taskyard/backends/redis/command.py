@@ -223,15 +223,48 @@ def _health_server(args: argparse.Namespace, source: Any) -> Any:
 
 
 def _run_batch(args: argparse.Namespace, backend: Any, queues: list[str]) -> int:
-    from taskyard.backends.redis.backend import RedisBackend
-    from taskyard.backends.redis.batch_worker import BatchWorker, default_name
+    """The batching worker in a child process watched by ``BatchSupervisor``."""
+    from taskyard.backends.redis.batch_supervisor import BatchSupervisor, Heartbeat
+    from taskyard.backends.redis.batch_worker import default_name
     from taskyard.backends.redis.counters import WorkerCounters
     from taskyard.backends.redis.health import RQHealth
 
     client = backend.new_client()
     name = args.name or default_name()
-    worker = BatchWorker(
+
+    def run_child(heartbeat: Heartbeat) -> int:
+        worker = _batch_worker(args, backend, queues, name, heartbeat.beat)
+        return int(worker.run())
+
+    supervisor = BatchSupervisor(client, name, run_child)
+    logger.info(
+        "taskyard rqworker: batch worker on %s, queues %s",
+        backend.describe_connection(),
+        ", ".join(queues),
+    )
+    source = RQHealth(
         client,
+        queues,
+        alive=supervisor.alive,
+        stopping=lambda: supervisor.stopping,
+        counters=WorkerCounters(client, lambda: [name]).read,
+    )
+    server = _health_server(args, source)
+    try:
+        return supervisor.run()
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _batch_worker(
+    args: argparse.Namespace, backend: Any, queues: list[str], name: str, beat: Any
+) -> Any:
+    from taskyard.backends.redis.backend import RedisBackend
+    from taskyard.backends.redis.batch_worker import BatchWorker
+
+    return BatchWorker(
+        backend.new_client(),
         queues,
         name,
         sender=RedisBackend,
@@ -246,25 +279,9 @@ def _run_batch(args: argparse.Namespace, backend: Any, queues: list[str]) -> int
         reap_interval=args.reap_interval,
         maintenance_interval=args.maintenance_interval,
         logging_level=args.log_level,
+        on_stuck="exit",  # the supervising parent starts a new process
+        on_beat=beat,
     )
-    logger.info(
-        "taskyard rqworker: batch worker on %s, queues %s",
-        backend.describe_connection(),
-        ", ".join(queues),
-    )
-    source = RQHealth(
-        client,
-        queues,
-        alive=worker.alive,
-        stopping=lambda: worker.stopping,
-        counters=WorkerCounters(client, lambda: [name]).read,
-    )
-    server = _health_server(args, source)
-    try:
-        return worker.run()
-    finally:
-        if server is not None:
-            server.stop()
 
 
 def _run_pool(

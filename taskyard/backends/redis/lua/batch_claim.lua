@@ -10,8 +10,10 @@
 -- ARGV[4] now (epoch seconds), ARGV[5] lease end (epoch seconds), ARGV[6] now (ISO 8601),
 -- ARGV[7] execution id prefix (24 hex digits; the attempt token too), ARGV[8] execution ttl,
 -- ARGV[9] rq's key prefix ('rq'), ARGV[10] the leases sorted set
--- Returns a list of {job id, queue name, execution id, code, attempt, record, taskyard status,
--- the job hash (HGETALL)}; code as begin_attempt's, or 'x' (not begun).
+-- Returns a flat list, 11 items per job: job id, queue name, execution id, code (begin_attempt's,
+-- or 'x': not begun), attempt, record, taskyard status, rq's data, result_ttl, failure_ttl,
+-- '1' when the job carries anything beyond a plain call (callbacks, webhooks, repeats,
+-- dependencies) for the worker's policy to look at, else ''.
 --#include lib_begin
 local want = tonumber(ARGV[1])
 local worker = ARGV[2]
@@ -31,7 +33,8 @@ for _, queue_key in ipairs(KEYS) do
       n = n + 1
       local job_key = rq .. ':job:' .. id
       local f = redis.call('HMGET', job_key, 'status', 'taskyard_status', 'success_callback_name',
-        'failure_callback_name', 'stopped_callback_name', 'origin')
+        'failure_callback_name', 'stopped_callback_name', 'origin', 'data', 'result_ttl',
+        'failure_ttl', 'webhooks', 'repeats_left', 'dependency_ids')
       if f[1] then
         local exec_id = ARGV[7] .. string.format('%08x', n)
         local code, attempt, record, status = 'x', '0', '', f[2] or ''
@@ -58,8 +61,14 @@ for _, queue_key in ipairs(KEYS) do
           local worker_executions = rq .. ':worker:' .. worker .. ':executions'
           redis.call('SADD', worker_executions, composite)
           redis.call('EXPIRE', worker_executions, ttl + 60)
-          out[#out + 1] = {id, origin, exec_id, tostring(code), attempt, record, status,
-            redis.call('HGETALL', job_key)}
+          local unusual = ''
+          if not plain or (f[10] or '') ~= '' or (f[11] or '') ~= '' or (f[12] or '') ~= '' then
+            unusual = '1'
+          end
+          for _, v in ipairs({id, origin, exec_id, tostring(code), attempt, record, status,
+              f[7] or '', f[8] or '', f[9] or '', unusual}) do
+            out[#out + 1] = v
+          end
         end
       end
     end

@@ -6,12 +6,13 @@
 -- the worker's counters; a retry goes back to its queue or to rq's ScheduledJobRegistry.
 -- Kind 'undo': an attempt begun by the claim but never run goes back uncounted.
 -- ARGV[1] worker name, ARGV[2] now (rq's date format), ARGV[3] now (epoch seconds),
--- ARGV[4] rq's key prefix, ARGV[5] the leases sorted set, ARGV[6] fields per job (15), then per
--- job: id, queue name, execution id, attempt, taskyard status, record JSON, meta JSON or '',
--- limit set key or '' (leave it), return value JSON or '', kind ('done', 'retry', 'undo'),
--- rq's encoded return value or exception text (base64) or '', rq's exc_info (zlib) or '',
--- ttl (result or failure ttl; -1 forever, 0 none), due (retry/undo: epoch seconds; 0 now, at
--- the back; -1 now, at the front), execution start (epoch seconds)
+-- ARGV[4] rq's key prefix, ARGV[5] the leases sorted set, ARGV[6] a JSON list with one list
+-- per job: id, queue name, execution id, attempt (text), taskyard status, record JSON, meta
+-- JSON or '', limit set key or '' (leave it), return value JSON or '', kind ('done', 'retry',
+-- 'undo'), rq's encoded return value or exception text (base64) or '', the ARGV index of rq's
+-- exc_info (zlib, binary) or 0, ttl (result or failure ttl; -1 forever, 0 none), due
+-- (retry/undo: epoch seconds; 0 now, at the back; -1 now, at the front), execution start
+-- (epoch seconds, text); ARGV[7...] the exc_info values
 -- Returns per job {1 written or 0 superseded, 1 when the job has rq dependents}.
 --#include lib_finish
 local worker = ARGV[1]
@@ -19,17 +20,14 @@ local now_rq = ARGV[2]
 local now = tonumber(ARGV[3])
 local rq = ARGV[4]
 local leases = ARGV[5]
-local per = tonumber(ARGV[6])
 local worker_key = rq .. ':worker:' .. worker
 local out = {}
-local i = 7
-while i + per - 1 <= #ARGV do
-  local id, origin, exec_id, attempt, status = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-    ARGV[i + 4]
-  local record, meta, limit_set, return_json = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
-  local kind, encoded, exc_info = ARGV[i + 9], ARGV[i + 10], ARGV[i + 11]
-  local ttl, due, started = tonumber(ARGV[i + 12]), tonumber(ARGV[i + 13]), ARGV[i + 14]
-  i = i + per
+for _, job in ipairs(cjson.decode(ARGV[6])) do
+  local id, origin, exec_id, attempt, status = job[1], job[2], job[3], job[4], job[5]
+  local record, meta, limit_set, return_json = job[6], job[7], job[8], job[9]
+  local kind, encoded = job[10], job[11]
+  local exc_info = job[12] > 0 and ARGV[job[12]] or ''
+  local ttl, due, started = tonumber(job[13]), tonumber(job[14]), job[15]
   local job_key = rq .. ':job:' .. id
   local composite = id .. ':' .. exec_id
   local written = record_outcome(job_key, leases, limit_set, attempt, status, record, id, meta,

@@ -26,7 +26,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from taskyard.backends.redis.keys import LEASES_KEY, RUN_JOB, as_str, split_level_queue
+from taskyard.backends.redis.keys import (
+    F_ATTEMPT,
+    F_RECORD,
+    F_STATUS,
+    F_TOKEN,
+    LEASES_KEY,
+    RUN_JOB,
+    as_str,
+    split_level_queue,
+)
 from taskyard.backends.redis.policy import JobRefused, refusal
 from taskyard.backends.redis.quarantine import CorruptJob, describe, quarantine
 from taskyard.backends.redis.record import apply_record, load_record, task_from_options
@@ -87,6 +96,7 @@ class Claimer:
         self.prefix = RQ_KEY_PREFIX
         self.quarantined = 0
         self.refused = 0
+        self._lost: list[str] = []
 
     # -- waiting ----------------------------------------------------------------------------
 
@@ -104,8 +114,20 @@ class Claimer:
         if most <= 0 or not queue_keys:
             return []
         now = time.time()
+        adopted = self._adopt(now) if self._lost else []
+        if adopted:
+            return adopted
         exec_prefix = uuid.uuid4().hex[:24]
-        reply = script(self.client, "batch_claim")(
+        try:
+            reply = self._claim_script(queue_keys, most, now, exec_prefix)
+        except Exception:
+            # the script may have run with its reply lost: its jobs are found by this prefix
+            self._lost.append(exec_prefix)
+            raise
+        return self._parse(reply, now)
+
+    def _claim_script(self, queue_keys: list[str], most: int, now: float, exec_prefix: str) -> Any:
+        return script(self.client, "batch_claim")(
             keys=queue_keys,
             args=[
                 most,
@@ -120,6 +142,8 @@ class Claimer:
                 LEASES_KEY,
             ],
         )
+
+    def _parse(self, reply: Any, now: float) -> list[Claimed]:
         out: list[Claimed] = []
         flat = [as_str(v) if i % PER_JOB != DATA else v for i, v in enumerate(reply or ())]
         for at in range(0, len(flat), PER_JOB):
@@ -229,6 +253,43 @@ class Claimer:
         elif task.run_after is not None and task.run_after.timestamp() > time.time():
             claimed.undo_due = math.ceil(task.run_after.timestamp())  # released early
         return claimed
+
+    def _adopt(self, now: float) -> list[Claimed]:
+        """The jobs of claims whose reply was lost (Redis went away as it answered): found in
+        this worker's rq executions by their execution id prefix, and run as if the reply had
+        come."""
+        from rq.job import Job
+        from rq.worker import Worker
+
+        key = f"{Worker.redis_worker_namespace_prefix}{self.worker_name}:executions"
+        lost = tuple(self._lost)
+        found = []
+        for member in self.client.smembers(key):
+            job_id, _, exec_id = (as_str(member) or "").partition(":")
+            if exec_id.startswith(lost):
+                found.append((job_id, exec_id))
+        if not found:
+            self._lost = []
+            return []
+        fields = (
+            *(F_STATUS, F_TOKEN, F_ATTEMPT, F_RECORD, "origin", "data"),
+            *("result_ttl", "failure_ttl", "webhooks", "repeats_left", "dependency_ids"),
+        )
+        with self.client.pipeline(transaction=False) as pipe:
+            for job_id, _ in found:
+                pipe.hmget(Job.key_for(job_id), fields)
+            rows = pipe.execute()
+        self._lost = []
+        reply: list[Any] = []
+        for (job_id, exec_id), row in zip(found, rows, strict=True):
+            status, token, attempt, record, origin, data, rttl, fttl, *odd = row
+            if as_str(status) != "RUNNING" or as_str(token) != exec_id:
+                continue  # moved on meanwhile (the reaper): not this worker's any more
+            unusual = "1" if any(odd) else ""
+            reply += [job_id, origin, exec_id, "1", attempt, record, status, data, rttl, fttl]
+            reply.append(unusual)
+        logger.warning("adopted %d job(s) of a claim whose reply was lost", len(reply) // PER_JOB)
+        return self._parse(reply, now)
 
     def _begin(self, job_id: str, exec_id: str, now: float) -> tuple[str, str, str]:
         from rq.job import Job

@@ -117,6 +117,7 @@ class Recorder:
         self._lock = threading.Condition()
         self._pending: list[Ended] = []
         self._flushing = 0
+        self._in_flight: list[Ended] = []
         self.superseded = 0
         self.flushes = 0
         from rq.defaults import RQ_KEY_PREFIX
@@ -135,6 +136,13 @@ class Recorder:
         with self._lock:
             return len(self._pending) + self._flushing
 
+    def unwritten(self) -> list[Claimed]:
+        """Attempts that ended and whose outcome is not written yet: their leases must be kept
+        until it is (while Redis is away, a lease running out would hand the job to another
+        attempt and the outcome would be lost)."""
+        with self._lock:
+            return [e.claimed for e in (*self._in_flight, *self._pending) if e.outcome is not None]
+
     def wait_for_work(self, timeout: float) -> bool:
         with self._lock:
             if not self._pending:
@@ -152,6 +160,7 @@ class Recorder:
                     self._pending[MAX_PER_FLUSH:],
                 )
                 self._flushing = len(batch)
+                self._in_flight = batch
             if not batch:
                 return done
             try:
@@ -159,6 +168,7 @@ class Recorder:
             finally:
                 with self._lock:
                     self._flushing = 0
+                    self._in_flight = []
                     self._lock.notify_all()
             done += len(batch)
 

@@ -315,11 +315,13 @@ class BatchWorker:
         for entry in attempts:
             c = entry.claimed
             args += [c.job_id, c.origin, c.exec_id, progress.get(c.job_id, ""), repr(now + c.lease)]
-        if attempts:
+        for c in self.recorder.unwritten():
+            args += [c.job_id, c.origin, c.exec_id, "", repr(now + c.lease)]
+        if len(args) > 6:
             flags = script(self.client, "batch_renew")(keys=[], args=args)
             cancelled = [
                 e.claimed.job_id
-                for e, flag in zip(attempts, flags, strict=True)
+                for e, flag in zip(attempts, flags[: len(attempts)], strict=True)
                 if as_str(flag) == "1" and not e.claimed.result._cancel_requested
             ]
             if cancelled:

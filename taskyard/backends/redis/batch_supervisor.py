@@ -78,7 +78,7 @@ class BatchSupervisor:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._forward)
         signal.signal(signal.SIGINT, self._forward)
-        backoff = 1.0
+        backoff = 0.2
         while True:
             started = time.monotonic()
             self.child = self._spawn()
@@ -96,7 +96,7 @@ class BatchSupervisor:
                 time.sleep(backoff)  # dying fast: do not spin
                 backoff = min(backoff * 2, 30.0)
             else:
-                backoff = 1.0
+                backoff = 0.2
             logger.warning("starting a new batch worker process")
 
     def _spawn(self) -> int:

@@ -105,6 +105,7 @@ class BatchSupervisor:
         if pid == 0:  # the child
             code = 1
             try:
+                os.setpgid(0, 0)  # a terminal's Ctrl-C reaches the parent, which passes it on
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 code = self.run_child(self.heartbeat)

@@ -119,6 +119,7 @@ class BatchWorker:
         self.state = "starting"
         self.exit_code = 0
         self._signals = 0
+        self._signalled_at = 0.0
         self._stop = threading.Event()
         self._cold = threading.Event()
         self._finished = threading.Event()
@@ -350,7 +351,11 @@ class BatchWorker:
 
     def _install_signals(self) -> None:
         def handler(signum: int, frame: object) -> None:
+            now = time.monotonic()
+            if self._signals and now - self._signalled_at < 1.0:
+                return  # the same stop sent twice (a terminal and a supervisor): rq's rule
             self._signals += 1
+            self._signalled_at = now
             name = signal.Signals(signum).name
             if self._signals == 1:
                 logger.warning(

@@ -117,17 +117,35 @@ class Claimer:
         adopted = self._adopt(now) if self._lost else []
         if adopted:
             return adopted
+        return self._parse(self._run("batch_claim", queue_keys, most, now, []), now)
+
+    @property
+    def clean(self) -> bool:
+        """No claim reply was lost (``cycle`` may be used)."""
+        return not self._lost
+
+    def cycle(
+        self, queue_keys: list[str], most: int, outcomes: list[Any]
+    ) -> tuple[Any, list[Claimed]]:
+        """Outcomes (``finish_jobs``' arguments) written and the next claim, in one round trip
+        (``batch_cycle.lua``). Returns (the outcomes' reply, the claimed attempts)."""
+        now = time.time()
+        reply = self._run("batch_cycle", queue_keys, most, now, outcomes)
+        return reply[0], self._parse(reply[1], now)
+
+    def _run(self, name: str, keys: list[str], most: int, now: float, more: list[Any]) -> Any:
         exec_prefix = uuid.uuid4().hex[:24]
         try:
-            reply = self._claim_script(queue_keys, most, now, exec_prefix)
+            return self._claim_script(name, keys, most, now, exec_prefix, more)
         except Exception:
             # the script may have run with its reply lost: its jobs are found by this prefix
             self._lost.append(exec_prefix)
             raise
-        return self._parse(reply, now)
 
-    def _claim_script(self, queue_keys: list[str], most: int, now: float, exec_prefix: str) -> Any:
-        return script(self.client, "batch_claim")(
+    def _claim_script(
+        self, name: str, queue_keys: list[str], most: int, now: float, prefix: str, more: list[Any]
+    ) -> Any:
+        return script(self.client, name)(
             keys=queue_keys,
             args=[
                 most,
@@ -136,10 +154,11 @@ class Claimer:
                 repr(now),
                 repr(now + self.lease),
                 datetime.now(UTC).isoformat(),
-                exec_prefix,
+                prefix,
                 EXECUTION_TTL,
                 self.prefix,
                 LEASES_KEY,
+                *more,
             ],
         )
 

@@ -30,7 +30,6 @@ from taskyard.tasks.results import TaskResultStatus
 logger = logging.getLogger("taskyard.backends.redis")
 
 S = TaskResultStatus
-FIRST_BINARY = 7  # ARGV index (1-based) of the first exc_info after the fixed arguments
 MAX_PER_FLUSH = 500
 PERSIST_MAX_DELAY = 5.0
 
@@ -57,7 +56,7 @@ def _encoded(claimed: Claimed, outcome: Outcome | None) -> tuple[str, bytes, int
     return base64.b64encode(packed).decode(), packed, claimed.failure_ttl
 
 
-def finish_args(ended: Ended, binaries: list[bytes]) -> list[Any]:
+def finish_args(ended: Ended, binaries: list[bytes], first: int = 7) -> list[Any]:
     """The script's list for one outcome (see ``batch_finish.lua``); rq's ``exc_info`` of a
     failure is appended to ``binaries`` (the script's arguments after the JSON)."""
     claimed, outcome = ended.claimed, ended.outcome
@@ -76,7 +75,7 @@ def finish_args(ended: Ended, binaries: list[bytes]) -> list[Any]:
     index = 0
     if exc_info:
         binaries.append(exc_info)
-        index = FIRST_BINARY + len(binaries) - 1
+        index = first + len(binaries) - 1
     return [
         claimed.job_id,
         claimed.origin,
@@ -149,12 +148,24 @@ class Recorder:
                 self._lock.wait(timeout)
             return bool(self._pending)
 
+    def gather(self, most: int, timeout: float, busy: Callable[[], int]) -> None:
+        """Wait up to ``timeout`` for ``most`` outcomes, while ``busy()`` says more will come."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while len(self._pending) < most and busy():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._lock.wait(left)
+
     def flush(self, stop: Callable[[], bool] = lambda: False) -> int:
         """Write every pending outcome (in batches of at most ``MAX_PER_FLUSH``); returns how
         many were written."""
         done = 0
         while True:
             with self._lock:
+                while self._flushing:  # the claim loop is writing some with its claim
+                    self._lock.wait(0.05)
                 batch, self._pending = (
                     self._pending[:MAX_PER_FLUSH],
                     self._pending[MAX_PER_FLUSH:],
@@ -172,19 +183,47 @@ class Recorder:
                     self._lock.notify_all()
             done += len(batch)
 
+    def fixed_args(self) -> list[Any]:
+        """The first five arguments of ``finish_jobs`` (the JSON list comes sixth)."""
+        return [self.worker_name, rq_now(), repr(time.time()), self.prefix, LEASES_KEY]
+
+    def encode(self, batch: list[Ended], first: int) -> list[Any]:
+        """The JSON list and the binaries it refers to (ARGV indexes from ``first``)."""
+        binaries: list[bytes] = []
+        jobs = [finish_args(ended, binaries, first) for ended in batch]
+        return [json.dumps(jobs, separators=(",", ":")), *binaries]
+
+    def take(self, most: int = MAX_PER_FLUSH) -> list[Ended]:
+        """Pending outcomes for the claim loop to send with its next claim (``complete`` or
+        ``give_back`` them after)."""
+        with self._lock:
+            if self._flushing or not self._pending:
+                return []
+            batch, self._pending = self._pending[:most], self._pending[most:]
+            self._flushing = len(batch)
+            self._in_flight = batch
+            return batch
+
+    def give_back(self, batch: list[Ended]) -> None:
+        with self._lock:
+            self._pending[:0] = batch
+            self._flushing = 0
+            self._in_flight = []
+            self._lock.notify_all()
+
+    def complete(self, batch: list[Ended], replies: Any) -> None:
+        with self._lock:
+            self._flushing = 0
+            self._in_flight = []
+            self._lock.notify_all()
+        self.flushes += 1
+        for ended, (written, dependents) in zip(batch, replies, strict=True):
+            self._after(ended, int(written) == 1, int(dependents) == 1)
+
     def _write(self, batch: list[Ended], stop: Callable[[], bool]) -> None:
         from redis.exceptions import ConnectionError, TimeoutError
 
-        args: list[Any] = [
-            self.worker_name,
-            rq_now(),
-            repr(time.time()),
-            self.prefix,
-            LEASES_KEY,
-        ]
-        binaries: list[bytes] = []
-        jobs = [finish_args(ended, binaries) for ended in batch]
-        args += [json.dumps(jobs, separators=(",", ":")), *binaries]
+        args = [*self.fixed_args(), *self.encode(batch, 7)]
         delay = 0.25
         while True:
             try:

@@ -49,6 +49,9 @@ from taskyard.worker.stopping import EXIT_REPLACE, replace_process
 
 logger = logging.getLogger("taskyard.backends.redis")
 
+DEFAULT_THREADS = 16
+"""Executor threads of a batching worker: claims and writes take as many jobs as there are free
+threads, so more threads mean fewer round trips per task; idle ones cost nothing."""
 IDLE_WAIT = 1.0
 """Longest block on Redis of an idle worker listening to one queue (then it looks again)."""
 MULTI_QUEUE_WAIT = 0.2
@@ -57,6 +60,10 @@ KEEP_EVERY = 1.0
 """Longest pause between lease renewals (shorter for leases under 3 s)."""
 STUCK_HANDBACK_WAIT = 1.0
 """Seconds other attempts get to finish before a worker with a stuck attempt replaces itself."""
+CYCLE_FIRST_BINARY = 17
+"""``batch_cycle.lua``: ARGV index of the first exc_info (10 claim + 6 outcome arguments)."""
+RECORD_GATHER = 0.005
+"""Longest wait, while attempts are running, for ``batch_size`` outcomes to write at once."""
 GATHER = 0.002
 """Longest pause, under load, to let more slots free up (or more outcomes queue) before a claim
 (or a write): a few milliseconds for several times fewer round trips."""
@@ -73,7 +80,7 @@ class BatchWorker:
         name: str,
         *,
         sender: type,
-        threads: int = 8,
+        threads: int = DEFAULT_THREADS,
         async_concurrency: int = 100,
         batch_size: int = 50,
         lease: float = DEFAULT_LEASE,
@@ -225,7 +232,7 @@ class BatchWorker:
         self._gathered = False
         queues = self.rq._ordered_queues  # re-reads the priority levels once a second
         keys = [q.key for q in queues]
-        items = self.claimer.claim(keys, room)
+        items = self._claim(keys, room)
         if items:
             self.state = "busy"
             self._dispatch(items, free_sync, free_async)
@@ -239,6 +246,20 @@ class BatchWorker:
             self.state = "idle"
         self.claimer.wait(keys, IDLE_WAIT if len(keys) == 1 else MULTI_QUEUE_WAIT)
         return True
+
+    def _claim(self, keys: list[str], room: int) -> list[Claimed]:
+        """Claim; outcomes waiting to be written go in the same round trip."""
+        outcomes = self.recorder.take() if self.claimer.clean else []
+        if not outcomes:
+            return self.claimer.claim(keys, room)
+        args = [*self.recorder.fixed_args(), *self.recorder.encode(outcomes, CYCLE_FIRST_BINARY)]
+        try:
+            written, items = self.claimer.cycle(keys, room, args)
+        except Exception:
+            self.recorder.give_back(outcomes)  # the recorder writes them (the script is fenced)
+            raise
+        self.recorder.complete(outcomes, written)
+        return items
 
     def _dispatch(self, items: list[Claimed], free_sync: int, free_async: int) -> None:
         """Run what was claimed. Outcomes decided without running are recorded at once; jobs
@@ -281,8 +302,8 @@ class BatchWorker:
     def _record_loop(self) -> None:
         while not self._finished.is_set():
             if self.recorder.wait_for_work(0.5):
-                if self.recorder.pending() < self.executor.threads and self.executor.busy():
-                    time.sleep(GATHER)
+                # under load, a few milliseconds gather outcomes into fewer, larger writes
+                self.recorder.gather(self.batch_size, RECORD_GATHER, self.executor.busy)
                 try:
                     self.recorder.flush()
                 except Exception:

@@ -48,7 +48,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=_positive_int,
         default=None,
-        help="with --worker-class batch: executor threads for sync tasks (default 8)",
+        help="with --worker-class batch: executor threads for sync tasks (default 16)",
     )
     parser.add_argument(
         "--async-concurrency",
@@ -268,7 +268,7 @@ def _batch_worker(
         queues,
         name,
         sender=RedisBackend,
-        threads=args.threads if args.threads is not None else 8,
+        threads=args.threads if args.threads is not None else 16,
         async_concurrency=args.async_concurrency if args.async_concurrency is not None else 100,
         batch_size=args.batch_size if args.batch_size is not None else 50,
         lease=backend._lease,

@@ -24,7 +24,10 @@ def source(name: str) -> str:
 
 INCLUDE = "--#include "
 
-NAMES = ("begin", "finish", "claim", "batch_claim", "batch_finish", "batch_renew")
+NAMES = (
+    *("begin", "finish", "claim"),
+    *("batch_claim", "batch_finish", "batch_cycle", "batch_renew"),
+)
 
 
 def preload(client: Any) -> None:

@@ -300,6 +300,13 @@ def test_rqworker_refuses_what_it_cannot_do(
     assert "priority-level queue" in capsys.readouterr().err
     assert main(["rqworker", "--url", url, "*"]) == 2
     assert "'*' is not a queue name" in capsys.readouterr().err
+    # the batching worker's options are its own; it runs taskyard tasks only
+    assert main(["rqworker", "--url", url, "--worker-class", "simple", "--threads", "4"]) == 2
+    assert "--threads applies to --worker-class batch only" in capsys.readouterr().err
+    assert main(["rqworker", "--url", url, "--worker-class", "forking", "--batch-size", "9"]) == 2
+    assert "--batch-size applies to --worker-class batch only" in capsys.readouterr().err
+    assert main(["rqworker", "--url", url, "--allow-rq-jobs"]) == 2
+    assert "not supported by the batching worker" in capsys.readouterr().err
 
 
 def test_health_source_counts(backend: RedisBackend) -> None:

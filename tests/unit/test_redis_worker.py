@@ -384,3 +384,14 @@ def test_the_client_library_version_is_resolved_once_for_every_connection(
     info = getattr(connection, "driver_info", None)
     version = info.lib_version if info is not None else getattr(connection, "lib_version", None)
     assert version == real()
+
+
+def test_lua_scripts_share_their_functions() -> None:
+    """rq-class workers and the batching worker start and record attempts with the same Lua."""
+    from taskyard.backends.redis.scripts import NAMES, source
+
+    begin, claim, cycle = source("begin"), source("batch_claim"), source("batch_cycle")
+    shared = source("lib_begin")
+    assert shared in begin and shared in claim and shared in cycle
+    assert source("lib_finish") in source("finish") and source("lib_finish") in cycle
+    assert all("--#include" not in source(name) for name in NAMES)

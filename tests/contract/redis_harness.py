@@ -1,5 +1,6 @@
 """Contract-suite harnesses for the Redis backend: ``redis`` (fakeredis, runs everywhere) and
-``redis_real`` (the real server from ``TASKYARD_TEST_REDIS_URL``).
+``redis_real`` (the real server from ``TASKYARD_TEST_REDIS_URL``) on rq's SimpleWorker class;
+``redis_batch`` and ``redis_batch_real`` on the batching worker (``BatchRedisHarness``).
 
 Nothing runs until ``drain()``, which runs an in-process rq worker (taskyard's SimpleWorker, in
 burst mode, with rq's scheduler so deferred and retried jobs move) plus a reaper pass, again and
@@ -32,7 +33,7 @@ from tests.redis_fixtures import (
 
 
 class RedisHarness(Harness):
-    # rq's workers run one job at a time (the batching worker of issue 14 will not)
+    # rq's worker classes run one job at a time (the batching worker, below, runs many)
     async_overlap = False
     async_cancel = False
 

@@ -192,6 +192,23 @@ def test_a_live_lease_is_not_reaped(backend: RedisBackend) -> None:
     assert backend.get_result(result.id).status is S.RUNNING
 
 
+def test_an_interruption_read_late_spares_a_newer_attempt(backend: RedisBackend) -> None:
+    """A reaper reads an expired lease, a fast worker begins the next attempt, then the reaper
+    acts: the live attempt must be left alone (and a forking worker settling its dead horse
+    must not interrupt another worker's attempt)."""
+    from taskyard.backends.redis.settle import interrupt
+
+    result = tasks.add.enqueue(1, 1)
+    lose_attempt(backend, result.id)
+    client = backend.connection()
+    read_at = time.time()
+    client.zadd(LEASES_KEY, {result.id: time.time() + 60})  # the newer attempt's lease
+    assert interrupt(client, result.id, 1, "its lease ran out", lease_ended_by=read_at) is None
+    assert interrupt(client, result.id, 1, "its horse died", worker="forking:1") is None
+    assert backend.get_result(result.id).status is S.RUNNING
+    assert interrupt(client, result.id, 1, "x", worker="dead-worker:1") == "requeued"
+
+
 def test_a_superseded_attempt_cannot_record_its_outcome(backend: RedisBackend) -> None:
     result = tasks.add.enqueue(1, 1)
     client = backend.connection()

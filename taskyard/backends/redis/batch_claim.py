@@ -192,7 +192,8 @@ class Claimer:
             finalize(self.client, job_id)
             return None
         if code == "3":  # the previous attempt was interrupted: handed back (or failed)
-            interrupt(self.client, job_id, int(attempt), "its worker stopped before recording")
+            lost = "its worker stopped before recording an outcome"
+            interrupt(self.client, job_id, int(attempt), lost, lease_ended_by=time.time())
             return None
         try:
             func_name, instance, args, _kwargs = json.loads(_decompress(data or b""))

@@ -204,7 +204,7 @@ class BatchSupervisor:
 
         try:
             for job_id, attempt, _, _ in self._executions():
-                interrupt(self.client, job_id, attempt, why)
+                interrupt(self.client, job_id, attempt, why, worker=self.name)
             key = f"{Worker.redis_worker_namespace_prefix}{self.name}"
             self.client.delete(key, f"{key}:executions")
             self.client.srem(Worker.redis_workers_keys, key)

@@ -449,7 +449,7 @@ class BatchWorker:
         for entry in abandoned:
             c = entry.claimed
             try:
-                interrupt(self.client, c.job_id, c.attempt, why)
+                interrupt(self.client, c.job_id, c.attempt, why, worker=self.name)
             except Exception:
                 logger.exception("could not hand back %s; its lease will run out", c.job_id)
         logger.warning("gave up %d running task(s) for another worker: %s", len(abandoned), why)

@@ -202,8 +202,10 @@ class RedisStore:
         worker_id = fleet.ids[slot]
         pids = set(self._when_busy(fleet, slot, horse_only=False)) | set(fleet.session(slot))
         held = self._running(pids)
-        at = time.time()
         fleet.kill(slot, list(pids))
+        # the moment the kill is done: a batching worker starts many tasks at once, and on a
+        # loaded machine some start between a time read before the kill and the kill itself
+        at = time.time()
         time.sleep(rng.uniform(0.0, 0.5))
         fleet.start(slot)
         detail = f"{WORKER_CLASSES[slot]} worker {worker_id}"

@@ -57,7 +57,9 @@ IDLE_WAIT = 1.0
 MULTI_QUEUE_WAIT = 0.2
 """... listening to several rq queues (it blocks on the first one only)."""
 KEEP_EVERY = 1.0
-"""Longest pause between lease renewals (shorter for leases under 3 s)."""
+"""Longest pause between lease renewals (a sixth of the lease when that is shorter)."""
+KEEP_RETRY = 0.1
+"""Pause before renewing again after a renewal failed."""
 STUCK_HANDBACK_WAIT = 1.0
 """Seconds other attempts get to finish before a worker with a stuck attempt replaces itself."""
 CYCLE_FIRST_BINARY = 17
@@ -311,17 +313,25 @@ class BatchWorker:
                     time.sleep(0.5)
 
     def _keep_loop(self) -> None:
-        while not self._finished.wait(self._keep_every()):
+        pause = self._keep_every()
+        reported = 0.0
+        while not self._finished.wait(pause):
             if self.on_beat is not None:
                 self.on_beat()  # the supervising parent watches this (``batch_supervisor``)
             try:
                 self.keep()
+                pause, reported = self._keep_every(), 0.0
             except Exception as exc:
-                logger.warning("lease renewal failed: %s: %s", type(exc).__name__, exc)
+                # Redis away or still loading: try again soon, so that leases are renewed
+                # within moments of its return, long before any reaper judges them
+                if time.monotonic() - reported > 5.0:
+                    reported = time.monotonic()
+                    logger.warning("lease renewal failed: %s: %s", type(exc).__name__, exc)
+                pause = KEEP_RETRY
 
     def _keep_every(self) -> float:
-        leases = [e.claimed.lease for e in self.executor.attempts()]
-        return max(0.05, min([KEEP_EVERY, self.lease / 3, *(lease / 3 for lease in leases)]))
+        leases = [self.lease, *(e.claimed.lease for e in self.executor.attempts())]
+        return max(0.05, min(KEEP_EVERY, *(lease / 6 for lease in leases)))
 
     def keep(self) -> None:
         """One renewal round trip for every running attempt, plus rq's worker heartbeat."""

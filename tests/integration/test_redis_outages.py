@@ -58,7 +58,9 @@ def test_redis_restarts_during_a_drain_strand_nothing(
     )
     assert set(runs) == {str(i) for i in range(n)}
     # a duplicate would need an interrupted attempt, and no worker was interrupted
-    assert sum(runs.values()) == n and all(r.errors == [] for r in results)
+    assert sum(runs.values()) == n and all(r.errors == [] for r in results), [
+        (r.id, r.errors) for r in results if r.errors
+    ]
     client = configure_redis(throwaway_redis.url).connection()
     assert client.llen("rq:queue:default:intermediate") == 0
     assert client.zcard("taskyard:leases") == 0

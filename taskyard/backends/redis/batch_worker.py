@@ -208,7 +208,7 @@ class BatchWorker:
             except (ConnectionError, TimeoutError) as exc:
                 logger.warning("Redis unreachable (%s); trying again in %.1fs", exc, backoff)
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, 1.0)  # soon: a lost claim is adopted in time
 
     def _claim_round(self) -> bool:
         """Claim what there is room for; wait when there is none or nothing is due. False

@@ -46,6 +46,8 @@ def test_redis_restarts_during_a_drain_strand_nothing(
             log=tmp_path / f"w{index}",
         )
         rq_processes.append(worker)
+    for worker in rq_processes:  # every worker up before the first restart: the batching
+        worker.wait_for_output("Listening on")  # worker may drain 90 before the rest start
     for restart in range(3):
         wait_until(lambda k=restart: log.exists() and len(log.read_text().split()) > (k + 1) * 90)
         throwaway_redis.restart(down=0.5)

@@ -1,6 +1,6 @@
 """The soak's Redis leg: ``taskyard rqworker`` processes on a private ``redis-server`` (AOF on,
-a free port) that the soak restarts. Workers: slot 0 and 2 SimpleWorkers, slot 1 a forking
-worker (lease 3 s, reap interval 0.5 s). Faults:
+a free port) that the soak restarts. Workers: slot 0 and 2 batching workers (the default class),
+slot 1 a forking worker (lease 3 s, reap interval 0.5 s). Faults:
 
 * ``sigkill-rq-worker`` — SIGKILL of a whole worker (its work horse too), slots 0 and 1 in turn,
   restarted at once: its running attempt is interrupted and comes back when its lease ends;
@@ -31,7 +31,7 @@ from bench.soak_core import Execution, Fault, FaultKind, Fleet
 from bench.soak_postgres import enqueue_many
 
 LEASE = 3.0
-WORKER_CLASSES = ("simple", "forking", "simple")
+WORKER_CLASSES = ("batch", "forking", "batch")
 
 
 class RestartableRedis:
@@ -197,13 +197,15 @@ class RedisStore:
         return pids
 
     def _kill_worker(self, fleet: Fleet, rng: random.Random) -> Fault:
-        slot = self._kills % 2  # slot 0 (simple) and slot 1 (forking) in turn
+        slot = self._kills % 2  # slot 0 (batch) and slot 1 (forking) in turn
         self._kills += 1
         worker_id = fleet.ids[slot]
         pids = set(self._when_busy(fleet, slot, horse_only=False)) | set(fleet.session(slot))
         held = self._running(pids)
-        at = time.time()
         fleet.kill(slot, list(pids))
+        # the moment the kill is done: a batching worker starts many tasks at once, and on a
+        # loaded machine some start between a time read before the kill and the kill itself
+        at = time.time()
         time.sleep(rng.uniform(0.0, 0.5))
         fleet.start(slot)
         detail = f"{WORKER_CLASSES[slot]} worker {worker_id}"

@@ -25,7 +25,17 @@ from taskyard.config import backends
 from taskyard.tasks.results import TaskResult
 from tests import tasks
 
-BACKENDS = ["immediate", "dummy", "threadpool", "sqlite", "postgres", "redis", "redis_real"]
+BACKENDS = [
+    "immediate",
+    "dummy",
+    "threadpool",
+    "sqlite",
+    "postgres",
+    "redis",
+    "redis_real",
+    "redis_batch",
+    "redis_batch_real",
+]
 
 
 class Harness:
@@ -137,4 +147,9 @@ def harness(request: pytest.FixtureRequest) -> Harness:
 
 # Backends defined in their own modules join here (pytest finds fixtures in this namespace).
 from tests.contract.database_harness import harness_postgres, harness_sqlite  # noqa: E402, F401
-from tests.contract.redis_harness import harness_redis, harness_redis_real  # noqa: E402, F401
+from tests.contract.redis_harness import (  # noqa: E402, F401
+    harness_redis,
+    harness_redis_batch,
+    harness_redis_batch_real,
+    harness_redis_real,
+)

@@ -1,5 +1,6 @@
 """Contract-suite harnesses for the Redis backend: ``redis`` (fakeredis, runs everywhere) and
-``redis_real`` (the real server from ``TASKYARD_TEST_REDIS_URL``).
+``redis_real`` (the real server from ``TASKYARD_TEST_REDIS_URL``) on rq's SimpleWorker class;
+``redis_batch`` and ``redis_batch_real`` on the batching worker (``BatchRedisHarness``).
 
 Nothing runs until ``drain()``, which runs an in-process rq worker (taskyard's SimpleWorker, in
 burst mode, with rq's scheduler so deferred and retried jobs move) plus a reaper pass, again and
@@ -32,7 +33,7 @@ from tests.redis_fixtures import (
 
 
 class RedisHarness(Harness):
-    # rq's workers run one job at a time (the batching worker of issue 14 will not)
+    # rq's worker classes run one job at a time (the batching worker, below, runs many)
     async_overlap = False
     async_cancel = False
 
@@ -105,6 +106,49 @@ def harness_redis() -> Iterator[Harness]:
 @pytest.fixture
 def harness_redis_real() -> Iterator[Harness]:
     harness = RedisHarness("redis_real", real_redis())
+    yield harness
+    harness.redis.connection().flushdb()
+    harness.redis.close()
+
+
+class BatchRedisHarness(RedisHarness):
+    """The batching worker (``taskyard rqworker --worker-class batch``): ``drain()`` runs it in
+    burst mode in this process, with rq's scheduler and a reaper pass, until nothing is due."""
+
+    async_overlap = True  # async tasks run as coroutines on the worker's event loop
+    async_cancel = True  # the lease keeper delivers cancel requests at the next await
+
+    def run_once(self) -> None:
+        from taskyard.backends.redis.batch_worker import BatchWorker
+
+        client = self.redis.connection()
+        reap(client)
+        sweep_orphaned_dependents(client)
+        BatchWorker(
+            client,
+            self.queues,
+            f"harness-batch:{threading.get_ident()}",
+            sender=RedisBackend,
+            threads=4,
+            lease=self.redis._lease,
+            burst=True,
+            with_scheduler=True,
+            reap_interval=0,
+            logging_level="WARNING",
+            handle_signals=False,
+        ).run()
+
+
+@pytest.fixture
+def harness_redis_batch() -> Iterator[Harness]:
+    harness = BatchRedisHarness("redis_batch", new_fake_url())
+    yield harness
+    harness.redis.close()
+
+
+@pytest.fixture
+def harness_redis_batch_real() -> Iterator[Harness]:
+    harness = BatchRedisHarness("redis_batch_real", real_redis())
     yield harness
     harness.redis.connection().flushdb()
     harness.redis.close()

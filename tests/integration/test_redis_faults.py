@@ -47,8 +47,13 @@ def running(result: object) -> bool:
 
 @pytest.mark.parametrize(
     ("worker_class", "lease", "reap"),
-    [("simple", LEASE, REAP), ("forking", LEASE, REAP), ("simple", 10.0, 1.0)],
-    ids=["simple-lease2", "forking-lease2", "simple-defaults"],
+    [
+        ("batch", LEASE, REAP),
+        ("simple", LEASE, REAP),
+        ("forking", LEASE, REAP),
+        ("simple", 10.0, 1.0),
+    ],
+    ids=["batch-lease2", "simple-lease2", "forking-lease2", "simple-defaults"],
 )
 def test_a_worker_killed_mid_task_is_retried_within_the_lease_bound(
     worker_class: str,
@@ -85,7 +90,9 @@ def test_a_worker_killed_mid_task_is_retried_within_the_lease_bound(
 def test_a_work_horse_that_dies_is_an_interruption_rerun_at_once_then_failed_past_the_bound(
     backend: RedisBackend, redis_url: str, rq_processes: list[RQWorkerProcess], tmp_path: Path
 ) -> None:
-    worker = RQWorkerProcess.rqworker(redis_url, "--reap-interval", str(REAP), log=tmp_path / "w")
+    worker = RQWorkerProcess.rqworker(
+        redis_url, "--worker-class", "forking", "--reap-interval", str(REAP), log=tmp_path / "w"
+    )
     rq_processes.append(worker)
     started = time.monotonic()
     poisoned = tasks.poison.enqueue()  # os._exit(13) in the work horse; retries=1

@@ -64,7 +64,7 @@ def test_a_killed_work_horse_interrupts_the_attempt_which_runs_again_with_no_ret
     assert worker.proc.poll() is None
 
 
-@pytest.mark.parametrize("worker_class", ["simple", "forking"])
+@pytest.mark.parametrize("worker_class", ["batch", "simple", "forking"])
 def test_a_cold_shutdown_hands_the_running_attempt_back(
     worker_class: str, redis_url: str, rq_processes: list[RQWorkerProcess], tmp_path: Path
 ) -> None:
@@ -87,7 +87,7 @@ def test_a_cold_shutdown_hands_the_running_attempt_back(
     assert [e.exception_class_path for e in result.errors] == [LOST]
 
 
-@pytest.mark.parametrize("worker_class", ["simple", "forking"])
+@pytest.mark.parametrize("worker_class", ["batch", "simple", "forking"])
 def test_a_warm_shutdown_past_its_timeout_hands_the_running_attempt_back(
     worker_class: str, redis_url: str, rq_processes: list[RQWorkerProcess], tmp_path: Path
 ) -> None:
@@ -110,7 +110,7 @@ def test_a_warm_shutdown_past_its_timeout_hands_the_running_attempt_back(
     assert [e.exception_class_path for e in result.errors] == [LOST]
 
 
-@pytest.mark.parametrize("worker_class", ["forking", "pool"])
+@pytest.mark.parametrize("worker_class", ["batch", "forking", "pool"])
 def test_a_task_stuck_in_c_code_is_killed_within_its_timeout_plus_the_grace(
     worker_class: str, redis_url: str, rq_processes: list[RQWorkerProcess], tmp_path: Path
 ) -> None:
@@ -127,7 +127,14 @@ def test_a_task_stuck_in_c_code_is_killed_within_its_timeout_plus_the_grace(
     assert stuck.attempts == 1
     assert stuck.errors[-1].exception_class_path == "taskyard.exceptions.TaskTimeout"
     assert bystander.wait(10).return_value == 3
-    assert bystander.attempts == 1 and bystander.errors == []  # nothing else charged
+    if worker_class == "batch" and bystander.errors:
+        # claimed in the same batch, it was begun in the frozen process: handed back as
+        # interrupted (never charged to its retries), then run once more
+        assert bystander.attempts == 2
+        assert [e.exception_class_path for e in bystander.errors] == [LOST]
+        assert "another task could not be stopped" in bystander.errors[0].traceback
+    else:
+        assert bystander.attempts == 1 and bystander.errors == []  # nothing else charged
 
 
 def test_rq_callbacks_in_job_data_are_never_imported_by_rqworker(
@@ -142,7 +149,7 @@ def test_rq_callbacks_in_job_data_are_never_imported_by_rqworker(
     )
     system = queue.enqueue_call("os.system", args=[f"touch {marker}"], on_failure=printing)
     after = tasks.add.enqueue(2, 2)
-    for worker_class in ("simple", "forking"):
+    for worker_class in ("batch", "simple", "forking"):
         worker = start(redis_url, tmp_path, worker_class, "--worker-class", worker_class)
         rq_processes.append(worker)
     assert after.wait(20).return_value == 4

@@ -39,13 +39,15 @@ def test_redis_restarts_during_a_drain_strand_nothing(
     log = tmp_path / "runs"
     n = 400
     results = [tasks.log_run.enqueue(str(log), str(i), 0.01) for i in range(n)]
-    for index, worker_class in enumerate(["simple", "forking", "simple"]):
+    for index, worker_class in enumerate(["simple", "forking", "simple", "batch"]):
         worker = RQWorkerProcess.rqworker(
             url,
             *("--worker-class", worker_class, "--reap-interval", "0.5"),
             log=tmp_path / f"w{index}",
         )
         rq_processes.append(worker)
+    for worker in rq_processes:  # every worker up before the first restart: the batching
+        worker.wait_for_output("Listening on")  # worker may drain 90 before the rest start
     for restart in range(3):
         wait_until(lambda k=restart: log.exists() and len(log.read_text().split()) > (k + 1) * 90)
         throwaway_redis.restart(down=0.5)
@@ -58,7 +60,9 @@ def test_redis_restarts_during_a_drain_strand_nothing(
     )
     assert set(runs) == {str(i) for i in range(n)}
     # a duplicate would need an interrupted attempt, and no worker was interrupted
-    assert sum(runs.values()) == n and all(r.errors == [] for r in results)
+    assert sum(runs.values()) == n and all(r.errors == [] for r in results), [
+        (r.id, r.errors) for r in results if r.errors
+    ]
     client = configure_redis(throwaway_redis.url).connection()
     assert client.llen("rq:queue:default:intermediate") == 0
     assert client.zcard("taskyard:leases") == 0

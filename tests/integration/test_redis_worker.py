@@ -45,7 +45,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.mark.parametrize("worker_class", ["forking", "simple", "pool"])
+@pytest.mark.parametrize("worker_class", ["batch", "forking", "simple", "pool"])
 def test_rqworker_runs_taskyard_tasks(
     worker_class: str,
     backend: RedisBackend,

@@ -192,6 +192,23 @@ def test_a_live_lease_is_not_reaped(backend: RedisBackend) -> None:
     assert backend.get_result(result.id).status is S.RUNNING
 
 
+def test_an_interruption_read_late_spares_a_newer_attempt(backend: RedisBackend) -> None:
+    """A reaper reads an expired lease, a fast worker begins the next attempt, then the reaper
+    acts: the live attempt must be left alone (and a forking worker settling its dead horse
+    must not interrupt another worker's attempt)."""
+    from taskyard.backends.redis.settle import interrupt
+
+    result = tasks.add.enqueue(1, 1)
+    lose_attempt(backend, result.id)
+    client = backend.connection()
+    read_at = time.time()
+    client.zadd(LEASES_KEY, {result.id: time.time() + 60})  # the newer attempt's lease
+    assert interrupt(client, result.id, 1, "its lease ran out", lease_ended_by=read_at) is None
+    assert interrupt(client, result.id, 1, "its horse died", worker="forking:1") is None
+    assert backend.get_result(result.id).status is S.RUNNING
+    assert interrupt(client, result.id, 1, "x", worker="dead-worker:1") == "requeued"
+
+
 def test_a_superseded_attempt_cannot_record_its_outcome(backend: RedisBackend) -> None:
     result = tasks.add.enqueue(1, 1)
     client = backend.connection()
@@ -300,6 +317,13 @@ def test_rqworker_refuses_what_it_cannot_do(
     assert "priority-level queue" in capsys.readouterr().err
     assert main(["rqworker", "--url", url, "*"]) == 2
     assert "'*' is not a queue name" in capsys.readouterr().err
+    # the batching worker's options are its own; it runs taskyard tasks only
+    assert main(["rqworker", "--url", url, "--worker-class", "simple", "--threads", "4"]) == 2
+    assert "--threads applies to --worker-class batch only" in capsys.readouterr().err
+    assert main(["rqworker", "--url", url, "--worker-class", "forking", "--batch-size", "9"]) == 2
+    assert "--batch-size applies to --worker-class batch only" in capsys.readouterr().err
+    assert main(["rqworker", "--url", url, "--allow-rq-jobs"]) == 2
+    assert "not supported by the batching worker" in capsys.readouterr().err
 
 
 def test_health_source_counts(backend: RedisBackend) -> None:
@@ -377,3 +401,14 @@ def test_the_client_library_version_is_resolved_once_for_every_connection(
     info = getattr(connection, "driver_info", None)
     version = info.lib_version if info is not None else getattr(connection, "lib_version", None)
     assert version == real()
+
+
+def test_lua_scripts_share_their_functions() -> None:
+    """rq-class workers and the batching worker start and record attempts with the same Lua."""
+    from taskyard.backends.redis.scripts import NAMES, source
+
+    begin, claim, cycle = source("begin"), source("batch_claim"), source("batch_cycle")
+    shared = source("lib_begin")
+    assert shared in begin and shared in claim and shared in cycle
+    assert source("lib_finish") in source("finish") and source("lib_finish") in cycle
+    assert all("--#include" not in source(name) for name in NAMES)

@@ -37,10 +37,32 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--worker-class",
-        choices=["forking", "simple", "pool"],
-        default="forking",
-        help="rq's Worker (a forked work horse per job), SimpleWorker (jobs run in the worker "
-        "process) or WorkerPool (--num-workers forking workers); default forking",
+        choices=["batch", "forking", "simple", "pool"],
+        default="batch",
+        help="batch (default: taskyard's batching worker: many jobs per Redis round trip, "
+        "--threads and an event loop), rq's Worker (forking: a work horse per job), "
+        "SimpleWorker (simple: one job at a time in the worker process) or WorkerPool (pool: "
+        "--num-workers forking workers)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="with --worker-class batch: executor threads for sync tasks (default 16)",
+    )
+    parser.add_argument(
+        "--async-concurrency",
+        type=_not_negative_int,
+        default=None,
+        metavar="N",
+        help="with --worker-class batch: async tasks run at once on the worker's event loop "
+        "(default 100; 0: on the threads)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="with --worker-class batch: most jobs claimed per round trip (default 50)",
     )
     parser.add_argument(
         "--num-workers", type=int, default=2, help="worker processes with --worker-class pool"
@@ -103,6 +125,25 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _not_negative_int(text: str) -> int:
+    if text.strip() == "0":
+        return 0
+    return _positive_int(text)
+
+
+BATCH_ONLY = ("threads", "async_concurrency", "batch_size")
+
+
 def _fail(message: str) -> int:
     from taskyard.command import CommandError
 
@@ -131,12 +172,24 @@ def _run(args: argparse.Namespace) -> int:
             return _fail(problem)
     if args.worker_class == "pool" and args.max_jobs is not None:
         return _fail("--max-jobs cannot be combined with --worker-class pool")
+    if args.worker_class != "batch":
+        for dest in BATCH_ONLY:
+            if getattr(args, dest) is not None:
+                flag = "--" + dest.replace("_", "-")
+                return _fail(f"{flag} applies to --worker-class batch only")
+    elif args.allow_rq_jobs:
+        return _fail(
+            "--allow-rq-jobs is not supported by the batching worker (it runs taskyard tasks "
+            "only): use --worker-class simple or forking to run plain rq jobs"
+        )
     if args.name is not None and name_problem(args.name, MAX_ID_LENGTH):
         return _fail(f"--name {args.name!r} {name_problem(args.name, MAX_ID_LENGTH)}")
     job_class = None  # taskyard's worker classes guard rq's own (see backends.redis.policy)
     from taskyard.worker.startup import reach_backend
 
     reach_backend(backend, args.connect_retries)
+    if args.worker_class == "batch":
+        return _run_batch(args, backend, queues)
     base = WORKER_CLASSES["simple" if args.worker_class == "simple" else "forking"]
     worker_class: Any = type(
         base.__name__,
@@ -167,6 +220,68 @@ def _health_server(args: argparse.Namespace, source: Any) -> Any:
     from taskyard.worker.health import HealthServer
 
     return HealthServer(source, args.health_port).start()
+
+
+def _run_batch(args: argparse.Namespace, backend: Any, queues: list[str]) -> int:
+    """The batching worker in a child process watched by ``BatchSupervisor``."""
+    from taskyard.backends.redis.batch_supervisor import BatchSupervisor, Heartbeat
+    from taskyard.backends.redis.batch_worker import default_name
+    from taskyard.backends.redis.counters import WorkerCounters
+    from taskyard.backends.redis.health import RQHealth
+
+    client = backend.new_client()
+    name = args.name or default_name()
+
+    def run_child(heartbeat: Heartbeat) -> int:
+        worker = _batch_worker(args, backend, queues, name, heartbeat.beat)
+        return int(worker.run())
+
+    supervisor = BatchSupervisor(client, name, run_child)
+    logger.info(
+        "taskyard rqworker: batch worker on %s, queues %s",
+        backend.describe_connection(),
+        ", ".join(queues),
+    )
+    source = RQHealth(
+        client,
+        queues,
+        alive=supervisor.alive,
+        stopping=lambda: supervisor.stopping,
+        counters=WorkerCounters(client, lambda: [name]).read,
+    )
+    server = _health_server(args, source)
+    try:
+        return supervisor.run()
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _batch_worker(
+    args: argparse.Namespace, backend: Any, queues: list[str], name: str, beat: Any
+) -> Any:
+    from taskyard.backends.redis.backend import RedisBackend
+    from taskyard.backends.redis.batch_worker import BatchWorker
+
+    return BatchWorker(
+        backend.new_client(),
+        queues,
+        name,
+        sender=RedisBackend,
+        threads=args.threads if args.threads is not None else 16,
+        async_concurrency=args.async_concurrency if args.async_concurrency is not None else 100,
+        batch_size=args.batch_size if args.batch_size is not None else 50,
+        lease=backend._lease,
+        shutdown_timeout=args.shutdown_timeout,
+        burst=args.burst,
+        max_jobs=args.max_jobs,
+        with_scheduler=args.with_scheduler,
+        reap_interval=args.reap_interval,
+        maintenance_interval=args.maintenance_interval,
+        logging_level=args.log_level,
+        on_stuck="exit",  # the supervising parent starts a new process
+        on_beat=beat,
+    )
 
 
 def _run_pool(

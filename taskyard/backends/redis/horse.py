@@ -160,8 +160,8 @@ class HorseKeeping:
         if status == "RUNNING":
             if timed is not None and timed[0] == job.id and timed[2] == attempt:
                 time_out(self.connection, job.id, attempt, timed[1])
-            else:
-                interrupt(self.connection, job.id, attempt, why)
+            else:  # only the attempt this worker's horse began: another may have begun since
+                interrupt(self.connection, job.id, attempt, why, worker=self.name)  # type: ignore[attr-defined]
             return True
         if status == "READY":
             hand_back(self.connection, job.id, why)

@@ -59,7 +59,9 @@ def reap_leases(client: Any, now: float | None = None, batch: int = 100) -> list
             if as_str(status) != "RUNNING":
                 client.zrem(LEASES_KEY, job_id)  # finished, handed back, or gone
                 continue
-            if interrupt(client, job_id, int(attempt or 0), "its lease ran out"):
+            if interrupt(
+                client, job_id, int(attempt or 0), "its lease ran out", lease_ended_by=moment
+            ):
                 acted.append(job_id)
         except (CorruptJob, ValueError) as exc:
             why = f"job {job_id}: stored data cannot be read ({describe(exc)})"

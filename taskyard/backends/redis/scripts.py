@@ -9,11 +9,25 @@ from typing import Any
 
 @cache
 def source(name: str) -> str:
-    """The text of ``lua/<name>.lua``."""
-    return (files("taskyard.backends.redis") / "lua" / f"{name}.lua").read_text()
+    """The text of ``lua/<name>.lua``, each ``--#include <lib>`` line replaced by the text of
+    ``lua/<lib>.lua`` (shared Lua functions: one ``begin_attempt`` and one ``record_outcome``
+    serve rq's worker classes and the batching worker alike)."""
+    text = (files("taskyard.backends.redis") / "lua" / f"{name}.lua").read_text()
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith(INCLUDE):
+            lines.append(source(line[len(INCLUDE) :].strip()))
+        else:
+            lines.append(line)
+    return "".join(lines)
 
 
-NAMES = ("begin", "finish", "claim")
+INCLUDE = "--#include "
+
+NAMES = (
+    *("begin", "finish", "claim"),
+    *("batch_claim", "batch_finish", "batch_cycle", "batch_renew"),
+)
 
 
 def preload(client: Any) -> None:

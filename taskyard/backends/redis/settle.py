@@ -249,16 +249,32 @@ def hand_back(client: Any, job_id: str, why: str) -> str | None:
     return outcome[-1]
 
 
-def interrupt(client: Any, job_id: str, attempt: int, why: str) -> str | None:
+def interrupt(
+    client: Any,
+    job_id: str,
+    attempt: int,
+    why: str,
+    lease_ended_by: float | None = None,
+    worker: str | None = None,
+) -> str | None:
     """Hand back (or, past the bound, fail) attempt ``attempt`` of ``job_id``, interrupted.
 
-    Returns ``"requeued"``, ``"failed"`` or ``None`` (the job had moved on).
+    ``lease_ended_by``: only if the attempt's lease (read in the same transaction) is gone or
+    ended by then — a reaper that read an expired lease must not interrupt a newer attempt that
+    began meanwhile (with a lease of its own). ``worker``: only if that worker began the latest
+    attempt. Returns ``"requeued"``, ``"failed"`` or ``None`` (the job had moved on).
     """
     outcome: list[str] = []
 
     def act(pipe: Any, seen: Seen) -> Callable[[], None] | None:
         if seen.status != "RUNNING" or seen.attempt != attempt:
             return None
+        if lease_ended_by is not None:
+            lease = pipe.zscore(LEASES_KEY, job_id)
+            if lease is not None and float(lease) > lease_ended_by:
+                return None  # renewed, or a newer attempt began: its lease is live
+        if worker is not None and (seen.record.get("worker_ids") or [None])[-1] != worker:
+            return None  # another worker began the latest attempt
         workers = seen.record.get("worker_ids") or ["?"]
         count = _interruptions(seen) + 1
         bound = seen.max_interruptions

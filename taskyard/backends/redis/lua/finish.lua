@@ -5,19 +5,6 @@
 -- ARGV[7] the return value JSON of a successful attempt ('' otherwise): stored with the status so
 -- that a reader never sees SUCCESSFUL before rq has written its own result entry
 -- Returns 1 written, 0 superseded or gone (nothing written).
-local f = redis.call('HMGET', KEYS[1], 'taskyard_attempt', 'status')
-if not f[2] or (f[1] or '0') ~= ARGV[1] then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'taskyard_status', ARGV[2], 'taskyard', ARGV[3])
-if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[1], 'meta', ARGV[5])
-end
-if ARGV[7] ~= '' then
-  redis.call('HSET', KEYS[1], 'taskyard_return', ARGV[7])
-end
-redis.call('ZREM', KEYS[2], ARGV[4])
-if ARGV[6] == '1' then
-  redis.call('SREM', KEYS[3], ARGV[4])
-end
-return 1
+--#include lib_finish
+return record_outcome(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],
+  ARGV[6], ARGV[7])

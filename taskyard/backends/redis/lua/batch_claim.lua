@@ -1,0 +1,19 @@
+-- The batching worker's claim: take up to N due jobs from the given rq queues (in order: the
+-- highest priority first), start them the way rq's own worker does (status 'started',
+-- started_at, last_heartbeat, worker_name, an rq Execution listed in rq's StartedJobRegistry
+-- with the lease end as its score) and begin their taskyard attempt (begin_attempt, the same
+-- function rq-class workers run through begin.lua) - one round trip for the whole batch.
+-- Jobs that are not plainly taskyard's (no taskyard fields, or rq callbacks) are started in rq's
+-- view but not begun: the worker's policy decides about them (code 'x').
+-- KEYS: the rq queue keys, in order
+-- ARGV[1] most jobs to take, ARGV[2] worker name, ARGV[3] now (rq's date format),
+-- ARGV[4] now (epoch seconds), ARGV[5] lease end (epoch seconds), ARGV[6] now (ISO 8601),
+-- ARGV[7] execution id prefix (24 hex digits; the attempt token too), ARGV[8] execution ttl,
+-- ARGV[9] rq's key prefix ('rq'), ARGV[10] the leases sorted set
+-- Returns a flat list, 11 items per job: job id, queue name, execution id, code (begin_attempt's,
+-- or 'x': not begun), attempt, record, taskyard status, rq's data, result_ttl, failure_ttl,
+-- '1' when the job carries anything beyond a plain call (callbacks, webhooks, repeats,
+-- dependencies) for the worker's policy to look at, else ''.
+--#include lib_begin
+--#include lib_batch_claim
+return claim_jobs(KEYS, ARGV)

@@ -1,0 +1,19 @@
+-- The batching worker's outcomes, many attempts in one round trip. For each: taskyard's record
+-- (record_outcome, the same fenced write rq-class workers run through finish.lua: nothing is
+-- written for an attempt a newer one superseded), then what rq's own worker leaves in Redis:
+-- the job's rq status and ended_at, its result stream entry (rq's Result format), the finished
+-- or failed registry, the expiry of the job, its execution removed from the StartedJobRegistry,
+-- the worker's counters; a retry goes back to its queue or to rq's ScheduledJobRegistry.
+-- Kind 'undo': an attempt begun by the claim but never run goes back uncounted.
+-- ARGV[1] worker name, ARGV[2] now (rq's date format), ARGV[3] now (epoch seconds),
+-- ARGV[4] rq's key prefix, ARGV[5] the leases sorted set, ARGV[6] a JSON list with one list
+-- per job: id, queue name, execution id, attempt (text), taskyard status, record JSON, meta
+-- JSON or '', limit set key or '' (leave it), return value JSON or '', kind ('done', 'retry',
+-- 'undo'), rq's encoded return value or exception text (base64) or '', the ARGV index of rq's
+-- exc_info (zlib, binary) or 0, ttl (result or failure ttl; -1 forever, 0 none), due
+-- (retry/undo: epoch seconds; 0 now, at the back; -1 now, at the front), execution start
+-- (epoch seconds, text); ARGV[7...] the exc_info values
+-- Returns per job {1 written or 0 superseded, 1 when the job has rq dependents}.
+--#include lib_finish
+--#include lib_batch_finish
+return finish_jobs({ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]})

@@ -168,3 +168,26 @@ def test_taking_a_job_from_several_queues_keeps_it_listed_until_rq_starts_it(
     assert client.lrange(QUEUE, 0, -1) == [low.id.encode()]
     assert TaskyardQueue.dequeue_any(queues, None, connection=client)[0].id == low.id  # type: ignore[index]
     assert TaskyardQueue.dequeue_any(queues, None, connection=client) is None
+
+
+def test_a_stop_request_while_reading_a_job_does_not_make_it_corrupt(
+    backend: RedisBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rq's signal handler raises StopRequested wherever the worker is: inside the read of a
+    job it used to be taken for unreadable data and the job was set aside as corrupt."""
+    from rq.exceptions import StopRequested
+
+    from taskyard.backends.redis import settle
+
+    result = tasks.add.enqueue(1, 2)
+
+    def stop(*args: Any, **kwargs: Any) -> Job:
+        raise StopRequested()
+
+    monkeypatch.setattr(Job, "fetch", stop)
+    client = backend.connection()
+    with pytest.raises(StopRequested):
+        settle._read(client, client, result.id)
+    monkeypatch.undo()
+    assert settle._read(client, client, result.id) is not None
+    assert client.zcard("taskyard:quarantined") == 0

@@ -29,6 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError, ShutDownImminentException, StopRequested
+
 from taskyard.backends.redis.keys import (
     DEFAULT_MAX_INTERRUPTIONS,
     F_ATTEMPT,
@@ -90,6 +93,15 @@ def _watch_error() -> type[Exception]:
     return WatchError
 
 
+#: Exceptions that can interrupt reading a job without saying anything about its data.
+_NOT_CORRUPTION: tuple[type[BaseException], ...] = (
+    StopRequested,
+    ShutDownImminentException,
+    RedisError,
+    OSError,
+)
+
+
 def _read(pipe: Any, client: Any, job_id: str) -> Seen | None:
     """The job as stored, or ``None`` when it is gone. Raises ``CorruptJob`` when unreadable."""
     from rq.job import Job
@@ -108,6 +120,10 @@ def _read(pipe: Any, client: Any, job_id: str) -> Seen | None:
         if not isinstance(options, dict) or not isinstance(module_path, str):
             raise ValueError("its arguments are not taskyard's (path, args, kwargs, options)")
         job = Job.fetch(job_id, connection=client, serializer=JSONSerializer)
+    except _NOT_CORRUPTION:
+        raise  # a stop request (rq's signal handler) or Redis away: the data was never judged
+    except NoSuchJobError:
+        return None
     except Exception as exc:
         raise CorruptJob(f"job {job_id}: stored data cannot be read ({describe(exc)})") from exc
     status = as_str(status_raw)

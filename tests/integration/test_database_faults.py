@@ -153,7 +153,6 @@ def test_rows_naming_non_tasks_fail_without_running(db: DatabaseBackend, tmp_pat
     c = db.connector
     sql_id = "%(id)s" if c.dialect == "postgresql" else ":id"
     for result, path in [(evil, "os.system"), (missing, "no_such_module.task"), (corrupt, plain)]:
-        c.run_script("") if False else None
         c.connection().execute(
             f"UPDATE taskyard_task SET task_path = '{path}' WHERE id = {sql_id}", {"id": result.id}
         )
@@ -169,8 +168,10 @@ def test_rows_naming_non_tasks_fail_without_running(db: DatabaseBackend, tmp_pat
     assert status_of(missing) == "FAILED"
     assert "may not import on demand" in missing.errors[-1].traceback
     assert status_of(corrupt) == "FAILED"
+    # unreadable arguments: set aside when the worker starts, not run
+    assert corrupt.errors[-1].exception_class_path == "taskyard.exceptions.CorruptTask"
     assert status_of(fine) == "SUCCESSFUL"
-    assert worker.failed == 3
+    assert (worker.failed, worker.quarantined) == (2, 1)
 
 
 def test_unreachable_database_at_enqueue_raises(tmp_path: Path) -> None:

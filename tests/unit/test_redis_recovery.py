@@ -191,3 +191,23 @@ def test_a_stop_request_while_reading_a_job_does_not_make_it_corrupt(
     monkeypatch.undo()
     assert settle._read(client, client, result.id) is not None
     assert client.zcard("taskyard:quarantined") == 0
+
+
+def test_an_execution_whose_hash_is_gone_is_not_taken_for_corrupt_data(
+    backend: RedisBackend,
+) -> None:
+    """rq's ``get_executions`` raises ValueError for an execution listed without its hash (it
+    expired, or its worker removed it a moment before): the reaper took that for unreadable job
+    data and set a healthy job aside (seen in the soak after a work horse was killed)."""
+    from rq.executions import ExecutionRegistry
+
+    from taskyard.backends.redis import settle
+
+    result = tasks.add.enqueue(1, 2)
+    client = backend.connection()
+    job = Job.fetch(result.id, connection=client, serializer=JSONSerializer)
+    registry = ExecutionRegistry(job_id=job.id, connection=client)
+    client.zadd(registry.key, {"gone-1": time.time() + 600})
+    with pytest.raises(ValueError):
+        job.get_executions()
+    assert settle._executions(job) == []

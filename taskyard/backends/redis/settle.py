@@ -166,6 +166,25 @@ def _transact(
     return False
 
 
+def _executions(job: Any) -> list[Any]:
+    """The job's rq executions that still exist. rq's ``get_executions`` raises ValueError for
+    an execution whose hash is gone (it expired, or the worker that had it removed it a moment
+    ago), which must not pass for unreadable job data; such ids are skipped (their registry
+    entries go with the job's started entries and the registry's own clean-up)."""
+    from rq.executions import Execution, ExecutionRegistry
+
+    found = []
+    registry = ExecutionRegistry(job_id=job.id, connection=job.connection)
+    for execution_id in registry.get_execution_ids():
+        execution = Execution(id=execution_id, job_id=job.id, connection=job.connection)
+        try:
+            execution.refresh()  # type: ignore[no-untyped-call]
+        except ValueError:
+            continue
+        found.append(execution)
+    return found
+
+
 def _leave_worker(pipe: Any, seen: Seen) -> None:
     """Drop every trace of the worker that had the job: its rq execution (started registry),
     rq's intermediate list, taskyard's lease."""
@@ -173,7 +192,7 @@ def _leave_worker(pipe: Any, seen: Seen) -> None:
     from rq.registry import StartedJobRegistry
 
     job = seen.job
-    for execution in job.get_executions():
+    for execution in _executions(job):
         execution.delete(job=job, pipeline=pipe)
     if seen.started_entries:  # entries of executions rq did not record (or already deleted)
         pipe.zrem(

@@ -44,6 +44,7 @@ class Executing:
     failed: int
     started_count: int
     _cond: threading.Condition
+    _work: threading.Condition
     _buffer: deque[Row]
     _running: dict[str, Running]
     _finished: list[Finished]
@@ -58,7 +59,7 @@ class Executing:
             while True:
                 with self._cond:
                     while not self._buffer and not self._done.is_set():
-                        self._cond.wait()
+                        self._work.wait()
                     if self._done.is_set() or self._cold.is_set():
                         return
                     row = self._buffer.popleft()

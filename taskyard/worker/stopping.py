@@ -25,6 +25,7 @@ from taskyard.exceptions import BackendUnavailable, TaskTimeout, WorkerInterrupt
 from taskyard.tasks.execution import announce_outcome, record_failure
 from taskyard.tasks.results import TaskResult
 from taskyard.tasks.task import Task
+from taskyard.worker.signals import install_stop_signals
 
 if TYPE_CHECKING:
     from taskyard.backends.database.backend import DatabaseBackend
@@ -72,12 +73,12 @@ class Stopping:
     succeeded: int
     failed: int
     _cond: threading.Condition
+    _work: threading.Condition
     _buffer: deque[Row]
     _running: dict[str, Running]
     _stop_claiming: threading.Event
     _cold: threading.Event
     _done: threading.Event
-    _signals: int
     _interrupt_main: bool
     _stuck: list[Running]
     _listener: threading.Thread
@@ -149,30 +150,23 @@ class Stopping:
     # -- stopping ---------------------------------------------------------------------------
 
     def _install_signals(self) -> None:
-        def handler(signum: int, frame: object) -> None:
+        def interrupt_main() -> None:
             if self._interrupt_main:
                 self._interrupt_main = False
                 raise WorkerInterrupted("the worker is stopping now")
-            self._signals += 1
-            name = signal.Signals(signum).name
-            if self._signals == 1:
-                logger.warning(
-                    "%s: warm shutdown (finishing running tasks; again to stop now)", name
-                )
-                self.stop()
-            else:
-                logger.warning("%s: cold shutdown", name)
-                self.stop(cold=True)
-                if self.config.inline and threading.current_thread() is threading.main_thread():
-                    with self._cond:
-                        busy = any(
-                            r.thread == threading.get_ident() for r in self._running.values()
-                        )
-                    if busy:
-                        raise WorkerInterrupted("cold shutdown")
 
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+        def interrupt_inline_task() -> None:
+            if self.config.inline and threading.current_thread() is threading.main_thread():
+                with self._cond:
+                    busy = any(r.thread == threading.get_ident() for r in self._running.values())
+                if busy:
+                    raise WorkerInterrupted("cold shutdown")
+
+        install_stop_signals(
+            lambda cold: self.stop(cold=cold),
+            before=interrupt_main,
+            after_cold=interrupt_inline_task,
+        )
 
     def _shutdown(self) -> None:
         self.state = "stopping"
@@ -198,6 +192,7 @@ class Stopping:
         self._done.set()
         with self._cond:
             self._cond.notify_all()
+            self._work.notify_all()
         self._flush()
         if self.runner is not None:
             self.runner.stop()

@@ -97,7 +97,12 @@ class Worker(Executing, Stopping):
         self.worker_id = config.worker_id
         self._on_start = on_start
         self._on_end = on_end
-        self._cond = threading.Condition()
+        # One lock, two conditions: the claim loop waits on ``_cond`` (finished tasks, work
+        # hints, stop), executor threads on ``_work`` (claimed rows): a finished task must not
+        # wake every idle executor (with ``--threads 100``, a hundred wake-ups per task).
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)
+        self._work = threading.Condition(lock)
         self._buffer: deque[Row] = deque()
         self._running: dict[str, Running] = {}
         self._finished: list[Finished] = []
@@ -105,7 +110,6 @@ class Worker(Executing, Stopping):
         self._stop_claiming = threading.Event()
         self._cold = threading.Event()
         self._done = threading.Event()
-        self._signals = 0
         self._interrupt_main = False
         self._stuck: list[Running] = []
         self._executors: list[threading.Thread] = []
@@ -135,6 +139,7 @@ class Worker(Executing, Stopping):
             self._cold.set()
         with self._cond:
             self._cond.notify_all()
+            self._work.notify_all()
 
     def held_ids(self) -> list[str]:
         """Ids of every task this worker holds a lease on (running or claimed)."""
@@ -175,6 +180,7 @@ class Worker(Executing, Stopping):
         )
         self._recover_previous_run()
         self._sweep_corrupt()
+        self._check_autovacuum()
         if self.config.async_concurrency > 0:
             self.runner = AsyncRunner().start()
         self._listener = threading.Thread(target=self._listen, name="taskyard-listen", daemon=True)
@@ -209,7 +215,6 @@ class Worker(Executing, Stopping):
         backoff = 0.0
         while not self._stop_claiming.is_set():
             self.loop_seen = time.monotonic()
-            self._flush()
             if self._check_executors() or self._check_overruns():
                 break
             if self.runner is not None:
@@ -218,16 +223,17 @@ class Worker(Executing, Stopping):
                 logger.info("worker %s reached --max-tasks %d", self.worker_id, config.max_tasks)
                 self._stop_claiming.set()
                 break
-            claimed = -1
+            claimed, failed = 0, False
             room, async_room = self._room()
-            if room > 0 or async_room > 0:
+            has_room = room > 0 or async_room > 0
+            if has_room:
                 try:
                     claimed = self._claim(room, async_room)
                     backoff = 0.0
                     self.db_ok_at = time.monotonic()
                 except CorruptTask as exc:
                     self._quarantine(exc)
-                    continue
+                    failed = True
                 except Exception as exc:  # the database away, or anything unforeseen
                     backoff = min(max(backoff * 2, 0.5), 10.0)
                     if isinstance(exc, BackendUnavailable):
@@ -235,16 +241,22 @@ class Worker(Executing, Stopping):
                     else:
                         logger.exception("claim failed; retrying in %.1fs", backoff)
                     self._wait(backoff)
-                    continue
-            if claimed > 0:
+                    failed = True
+            # Outcomes are written after the claim: a freed thread gets its next task one
+            # statement sooner (and they are written before any wait, so never held back).
+            self._flush()
+            if claimed > 0 or failed:
                 continue
-            if config.burst and claimed == 0 and self._idle():
+            if config.burst and has_room and self._idle():
                 self._flush()
                 if self._idle() and self._claim(*self._room()) == 0:
                     logger.info("worker %s: burst finished, nothing left to do", self.worker_id)
                     return
                 continue
-            self._wait(self._idle_timeout() if claimed == 0 else config.interval)
+            # Nothing claimed. With room for both kinds, nothing is due: sleep until the next
+            # task is. With one kind's slots all taken, tasks of that kind may be due but not
+            # ours to take yet: sleep until a slot frees (a finished task wakes this loop).
+            self._wait(self._idle_timeout() if room > 0 and async_room > 0 else config.interval)
 
     def _room(self) -> tuple[int, int]:
         """Tasks this worker can start now, (sync, async): free executor threads and free
@@ -283,7 +295,7 @@ class Worker(Executing, Stopping):
         if threaded:
             with self._cond:
                 self._buffer.extend(threaded)
-                self._cond.notify_all()
+                self._work.notify(len(threaded))
         return len(rows)
 
     def set_aside_corrupt(self) -> int:
@@ -296,6 +308,18 @@ class Worker(Executing, Stopping):
                 "task %s: stored data cannot be read; set aside (now %s)", row["id"], row["status"]
             )
         return len(rows)
+
+    def _check_autovacuum(self) -> None:
+        try:
+            off = self.ops.autovacuum_off()
+        except (BackendUnavailable, CorruptTask):
+            return
+        if off:
+            logger.warning(
+                "autovacuum is off for taskyard_task: dead rows of finished attempts pile up "
+                "and claims slow down run after run; turn it on, or VACUUM the table regularly "
+                "(see docs/backends/database.md)"
+            )
 
     def _sweep_corrupt(self) -> None:
         """At start, set aside pending rows no statement would fail on but no claim can take

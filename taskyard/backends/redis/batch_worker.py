@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -69,7 +68,6 @@ RECORD_GATHER = 0.005
 GATHER = 0.002
 """Longest pause, under load, to let more slots free up (or more outcomes queue) before a claim
 (or a write): a few milliseconds for several times fewer round trips."""
-"""Seconds other attempts get to finish before a worker with a stuck attempt replaces itself."""
 
 
 class BatchWorker:
@@ -127,8 +125,6 @@ class BatchWorker:
         self._gathered = False
         self.state = "starting"
         self.exit_code = 0
-        self._signals = 0
-        self._signalled_at = 0.0
         self._stop = threading.Event()
         self._cold = threading.Event()
         self._finished = threading.Event()
@@ -241,7 +237,13 @@ class BatchWorker:
             return True
         if self.burst:
             if self.executor.busy() == 0 and self.recorder.pending() == 0:
-                return False
+                # Look once more: an outcome written since the claim above may have put a
+                # retry back on the queue.
+                items = self._claim(keys, room)
+                if not items:
+                    return False
+                self._dispatch(items, free_sync, free_async)
+                return True
             self.executor.wait_for_slot(0.02)
             return True
         if self.executor.busy() == 0:
@@ -381,24 +383,9 @@ class BatchWorker:
         return True
 
     def _install_signals(self) -> None:
-        def handler(signum: int, frame: object) -> None:
-            now = time.monotonic()
-            if self._signals and now - self._signalled_at < 1.0:
-                return  # the same stop sent twice (a terminal and a supervisor): rq's rule
-            self._signals += 1
-            self._signalled_at = now
-            name = signal.Signals(signum).name
-            if self._signals == 1:
-                logger.warning(
-                    "%s: warm shutdown (finishing running tasks; again to stop now)", name
-                )
-                self.stop()
-            else:
-                logger.warning("%s: cold shutdown", name)
-                self.stop(cold=True)
+        from taskyard.worker.signals import install_stop_signals
 
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+        install_stop_signals(lambda cold: self.stop(cold=cold), same_stop_within=1.0)
 
     def _shutdown(self) -> None:
         self.state = "stopping"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -154,3 +155,27 @@ def test_enqueue_many_stores_every_option_in_one_statement(db: DatabaseBackend) 
     assert all(r.status is TaskResultStatus.READY for r in fresh)
     row = db.connector.run("get", {"id": fresh[1].id})[0]
     assert db.connector.parse_time(row["available_at"]) == later  # waits for run_after
+
+
+def test_worker_warns_when_autovacuum_will_not_clean_the_task_table(
+    db: DatabaseBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With autovacuum off, dead rows pile up and claims slow down run after run: a worker
+    says so at start (PostgreSQL; SQLite has no autovacuum to turn off)."""
+    c = db.connector
+    ops = QueueOps(db)
+    if c.dialect != "postgresql":
+        assert ops.autovacuum_off() is False
+        return
+    server_on = bool(c.run("autovacuum")[0]["enabled"])  # the table has no option of its own
+    with c.write():
+        c.run_script("ALTER TABLE taskyard_task SET (autovacuum_enabled = false)")
+    try:
+        assert ops.autovacuum_off() is True
+        with caplog.at_level(logging.WARNING, logger="taskyard.worker"):
+            burst(db)
+        assert "autovacuum is off for taskyard_task" in caplog.text
+    finally:
+        with c.write():
+            c.run_script("ALTER TABLE taskyard_task RESET (autovacuum_enabled)")
+    assert ops.autovacuum_off() is (not server_on)

@@ -219,6 +219,11 @@ class QueueOps:
             self.c.run("release_unstarted", {"ids": self.c.ids(ids), "worker_id": worker_id})
         )
 
+    def autovacuum_off(self) -> bool:
+        """PostgreSQL: True when autovacuum will not clean the task table (every finished
+        attempt leaves dead rows behind, and claims slow down as they pile up)."""
+        return self.c.dialect == "postgresql" and not self.c.run("autovacuum")[0]["enabled"]
+
     def held_by(self, worker_id: str) -> list[str]:
         """Ids of the tasks ``worker_id`` holds (running or claimed)."""
         return [str(r["id"]) for r in self.c.run("held_by", {"worker_id": worker_id})]

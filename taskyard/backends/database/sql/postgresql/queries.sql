@@ -425,6 +425,15 @@ SELECT statement_timestamp() AS now;
 -- name: ping
 SELECT 1 AS ok;
 
+-- name: autovacuum
+-- Whether autovacuum cleans the task table: the server's setting and the table's own option.
+SELECT current_setting('autovacuum') = 'on'
+   AND NOT EXISTS (
+       SELECT 1 FROM pg_class AS c, pg_options_to_table(c.reloptions) AS o
+       WHERE c.oid = to_regclass('taskyard_task')
+         AND o.option_name = 'autovacuum_enabled' AND o.option_value IN ('false', 'off')
+   ) AS enabled;
+
 -- Cron schedules (schema 0002). A claim and the task it enqueues share one transaction.
 
 -- name: cron_claim

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from bench.harness import ENV, ROOT, pg
+from bench.harness import ENV, ROOT, pg, pg_emptied
 from bench.peers.base import Agent, Subject
 
 TABLE = "django_tasks_database_dbtaskresult"
@@ -42,7 +42,7 @@ class DjangoTasksDB(Subject):
         )
 
     def reset(self) -> None:
-        pg(f"DELETE FROM {TABLE} WHERE task_path <> '{PREFILLED}'")
+        pg_emptied(f"DELETE FROM {TABLE} WHERE task_path <> '{PREFILLED}'", TABLE)
 
     def enqueue_one(self, n: int) -> float:
         return float(self.agent().call(op="enqueue_one", n=n))

@@ -8,7 +8,7 @@ import subprocess
 import time
 from typing import Any
 
-from bench.harness import ENV, ROOT, pg, table_exists
+from bench.harness import ENV, ROOT, pg, pg_emptied, table_exists
 from bench.peers.base import IoMode, Subject, bin_path
 
 #: the fastest of 1, 2 and 4 in a tuning run on this machine ($BENCH_PEER_CONCURRENCY overrides)
@@ -57,8 +57,12 @@ class Procrastinate(Subject):
             )
 
     def reset(self) -> None:
-        pg(f"DELETE FROM procrastinate_jobs WHERE task_name <> '{HISTORY_TASK}'")
         pg("DELETE FROM procrastinate_workers")
+        pg_emptied(
+            f"DELETE FROM procrastinate_jobs WHERE task_name <> '{HISTORY_TASK}'",
+            "procrastinate_jobs",
+            "procrastinate_events",
+        )
 
     def enqueue_one(self, n: int) -> float:
         defer = self.module().noop.defer

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Any
 
-from bench.harness import pg
+from bench.harness import pg, pg_emptied
 from bench.peers.base import IoMode, Subject, stamped_call, timed_calls
 
 PREFILLED = "bench.prefilled_history"
@@ -143,8 +143,8 @@ class TaskyardPostgres(TaskyardClient):
 
     def reset(self) -> None:
         self.backend()
-        pg(f"DELETE FROM taskyard_task WHERE task_path <> '{PREFILLED}'")
         pg("DELETE FROM taskyard_worker")
+        pg_emptied(f"DELETE FROM taskyard_task WHERE task_path <> '{PREFILLED}'", "taskyard_task")
 
     def worker_argv(self, burst: bool) -> list[str]:
         argv = [sys.executable, "-m", "taskyard", "worker", "--url", self.url, "--queues", "*"]

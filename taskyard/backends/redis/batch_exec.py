@@ -41,6 +41,7 @@ class Running:
     stuck_after: float | None = None
     #: the worker gave this attempt up (handed it back): an outcome, if it comes, is dropped
     given_up: bool = False
+    began: float = 0.0
 
 
 Record = Callable[[Claimed, Outcome | None], None]
@@ -70,6 +71,8 @@ class Executor:
         self.buffer: deque[Claimed] = deque()
         self.running: dict[str, Running] = {}
         self.on_loop = 0
+        #: how long sync attempts run, a moving average (seconds)
+        self.mean_run = 0.0
         self.problem: str | None = None
         self._stopped = False
         self._workers: list[threading.Thread] = []
@@ -154,7 +157,9 @@ class Executor:
                     if self._stopped:
                         return
                     claimed = self.buffer.popleft()
-                    entry = self.running[claimed.job_id] = Running(claimed, threading.get_ident())
+                    entry = self.running[claimed.job_id] = Running(
+                        claimed, threading.get_ident(), began=time.monotonic()
+                    )
                     self._deadline(entry)
                 self._run_one(claimed)
         except WorkerInterrupted:
@@ -206,6 +211,8 @@ class Executor:
             entry = self.running.pop(claimed.job_id, None)
             if entry is not None and entry.on_loop:
                 self.on_loop -= 1
+            elif entry is not None:
+                self.mean_run += 0.1 * (time.monotonic() - entry.began - self.mean_run)
             self.cond.notify()
             if entry is not None and entry.given_up:
                 logger.warning(

@@ -256,8 +256,13 @@ class BatchWorker:
         return True
 
     def _claim(self, keys: list[str], room: int) -> list[Claimed]:
-        """Claim; outcomes waiting to be written go in the same round trip."""
-        outcomes = self.recorder.take() if self.claimer.clean else []
+        """Claim; outcomes waiting to be written go in the same round trip while attempts run
+        short (for long ones the recorder writes them, and the claim returns sooner)."""
+        outcomes = (
+            self.recorder.take()
+            if self.claimer.clean and self.executor.mean_run < GATHER_BELOW
+            else []
+        )
         if not outcomes:
             return self.claimer.claim(keys, room)
         args = [*self.recorder.fixed_args(), *self.recorder.encode(outcomes, CYCLE_FIRST_BINARY)]
